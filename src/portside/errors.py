@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["EndpointError", "PortsideError", "ProtocolError"]
+__all__ = ["BindError", "EndpointError", "PortsideError", "ProtocolError"]
 
 
 class PortsideError(Exception):
@@ -20,7 +20,7 @@ class EndpointError(PortsideError, ValueError):
 
 
 class ProtocolError(PortsideError):
-    """A peer broke the protocol; ``status`` is what the protocol should answer (e.g. 400, 431, 500).
+    """A peer broke the protocol; ``status`` is what to answer (e.g. 400, 431, 500).
 
     A sans-I/O machine raises it and then refuses further input; the connection that owns the
     machine sends the answer (when the protocol has one) and closes.
@@ -29,3 +29,12 @@ class ProtocolError(PortsideError):
     def __init__(self, message: str, status: int = 400) -> None:
         self.status = status
         super().__init__(message)
+
+
+class BindError(PortsideError, OSError):
+    """A listening endpoint could not be set up; names the endpoint and the system's reason."""
+
+    def __init__(self, description: str, reason: str) -> None:
+        self.description = description
+        self.reason = reason
+        super().__init__(f"cannot listen on {description!r}: {reason}")

@@ -1,0 +1,53 @@
+"""Counters a server keeps, and the frozen snapshot ``Server.statistics()`` returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["Counters", "Statistics"]
+
+
+@dataclass(frozen=True, slots=True)
+class Statistics:
+    """A snapshot of one server's counters since it started."""
+
+    connections_open: int
+    connections_total: int
+    bytes_received: int
+    bytes_sent: int
+    datagrams_received: int
+    datagrams_sent: int
+    errors: int
+    connection_errors: int
+    timeouts: int
+    write_pauses: int
+    accept_pauses: int
+
+
+class Counters:
+    """Mutable totals owned by one server; live connections keep their own byte counts."""
+
+    __slots__ = (
+        "accept_pauses",
+        "bytes_received",
+        "bytes_sent",
+        "connection_errors",
+        "connections_total",
+        "datagrams_received",
+        "datagrams_sent",
+        "errors",
+        "timeouts",
+        "write_pauses",
+    )
+
+    def __init__(self) -> None:
+        self.connections_total = 0
+        self.bytes_received = 0
+        self.bytes_sent = 0
+        self.datagrams_received = 0
+        self.datagrams_sent = 0
+        self.errors = 0
+        self.connection_errors = 0
+        self.timeouts = 0
+        self.write_pauses = 0
+        self.accept_pauses = 0

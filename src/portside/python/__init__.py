@@ -1,0 +1,1 @@
+"""Twisted's ``twisted.python`` helpers that the protocol door needs (``failure``)."""

@@ -31,7 +31,7 @@ def loop_kind(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def run(loop_kind: str) -> Iterator[Run]:
-    """``run(coro, timeout=10)`` runs ``coro`` on a fresh loop of ``loop_kind`` and returns its result.
+    """``run(coro, timeout=10)`` runs ``coro`` on a fresh loop of ``loop_kind``; returns its result.
 
     The loop is closed afterwards; any call of its exception handler fails the test.
     """

@@ -22,11 +22,16 @@ class ProtocolConnection(Connection):
     def __init__(self, owner: ConnectionOwner, peer: Any, protocol: asyncio.BaseProtocol) -> None:
         super().__init__(owner, peer)
         self.protocol = protocol
-        self._extra: dict[str, Any] = {}
+        self._bind_protocol(protocol)
+
+    def _bind_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        # Received data goes straight to the protocol's own method: no forwarding per chunk.
         if isinstance(protocol, asyncio.BufferedProtocol):
             self._on_data = self._feed_buffered  # type: ignore[method-assign]
         elif isinstance(protocol, asyncio.Protocol):
             self._on_data = protocol.data_received  # type: ignore[method-assign]
+        else:
+            self._on_data = self._drop_data  # type: ignore[method-assign]
 
     @classmethod
     def factory(
@@ -38,16 +43,21 @@ class ProtocolConnection(Connection):
     def _on_start(self) -> None:
         self.protocol.connection_made(self)  # type: ignore[arg-type]
 
+    def _drop_data(self, data: bytes) -> None:
+        """A protocol without ``data_received`` (a bare BaseProtocol) ignores what arrives."""
+
     def _feed_buffered(self, data: bytes) -> None:
         protocol = self.protocol
         assert isinstance(protocol, asyncio.BufferedProtocol)
         view = memoryview(data)
         while view:
-            buffer = memoryview(protocol.get_buffer(len(view))).cast("B")
-            n = min(len(buffer), len(view))
-            if n == 0:
-                raise RuntimeError("get_buffer() returned an empty buffer")
-            buffer[:n] = view[:n]
+            # Release our view of the protocol's buffer before buffer_updated, which may
+            # resize it (a bytearray with a live export cannot be resized).
+            with memoryview(protocol.get_buffer(len(view))) as exported, exported.cast("B") as buf:
+                n = min(len(buf), len(view))
+                if n == 0:
+                    raise RuntimeError("get_buffer() returned an empty buffer")
+                buf[:n] = view[:n]
             protocol.buffer_updated(n)
             view = view[n:]
 
@@ -108,8 +118,9 @@ class ProtocolConnection(Connection):
         self.transport.write_eof()
 
     def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
-        """Switch to another protocol."""
+        """Switch to another protocol: later data and events go to it."""
         self.protocol = protocol
+        self._bind_protocol(protocol)
 
     def get_protocol(self) -> asyncio.BaseProtocol:
         """The protocol being served."""

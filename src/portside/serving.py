@@ -18,7 +18,7 @@ from portside.app import as_handlers
 from portside.config import Limits
 from portside.core import server as core_server
 from portside.core.endpoints import Endpoint
-from portside.core.loop import run
+from portside.core.loop import loop_factory, run
 from portside.core.signals import shutdown_signals
 
 __all__ = ["Server", "serve"]
@@ -52,6 +52,10 @@ def serve(
     ``loop`` is ``auto`` (uvloop when installed), ``uvloop`` or ``asyncio``. Endpoints are bound
     before this returns control to the loop, so a taken port raises at once.
     """
+    loop_factory(loop)  # an unknown or missing loop fails before any port is taken
     server = Server(app, *endpoints, limits=limits)
     server.bind()
-    run(serve_until_signalled(server), loop=loop)
+    try:
+        run(serve_until_signalled(server), loop=loop)
+    finally:
+        server.stop_accepting()  # releases the ports if serving never got going

@@ -868,3 +868,103 @@ def test_no_io_modules_are_imported() -> None:
         "assert not bad, bad\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_buffered_counts_unconsumed_bytes() -> None:
+    conn = ServerConnection()
+    assert conn.buffered == 0
+    conn.receive_data(b"GET / HTTP/1.1\r\nHost: a\r\n\r\nGET /next HT")
+    assert isinstance(conn.next_event(), Request)
+    assert conn.buffered == len(b"GET /next HT")
+
+
+def test_send_external_counts_against_content_length() -> None:
+    conn = ServerConnection()
+    exchange(conn, head(b"Host: a"))
+    conn.send(Response(200, [(b"content-length", b"10")]))
+    assert conn.send_external(0) == 0
+    assert conn.send_external(6) == 6
+    with pytest.raises(LocalProtocolError):
+        conn.send(EndOfMessage())  # 4 bytes still owed
+    conn = ServerConnection()
+    exchange(conn, head(b"Host: a"))
+    conn.send(Response(200, [(b"content-length", b"10")]))
+    assert conn.send_external(6) + len(conn.send(Data(b"1234"))) == 10
+    assert conn.send(EndOfMessage()) == b""
+    assert conn.server_state is State.IDLE and conn.keep_alive  # ready for the next request
+
+
+def test_send_external_is_zero_for_head() -> None:
+    conn = ServerConnection()
+    exchange(conn, head(b"Host: a", start=b"HEAD / HTTP/1.1"))
+    conn.send(Response(200, [(b"content-length", b"10")]))
+    assert conn.send_external(10) == 0
+    assert conn.send(EndOfMessage()) == b""
+
+
+@pytest.mark.parametrize(
+    ("headers", "size", "state"),
+    [
+        ([(b"content-length", b"3")], 4, True),  # more than the length
+        ([], 3, True),  # chunked: the machine must frame it
+        ([(b"content-length", b"3")], -1, True),
+        ([(b"content-length", b"3")], 3, False),  # before the response head
+    ],
+)
+def test_send_external_misuse(headers: list[tuple[bytes, bytes]], size: int, state: bool) -> None:
+    conn = ServerConnection()
+    exchange(conn, head(b"Host: a"))
+    if state:
+        conn.send(Response(200, headers))
+    with pytest.raises(LocalProtocolError):
+        conn.send_external(size)
+    assert conn.server_state is State.ERROR
+
+
+def test_repeated_heads_give_fresh_events() -> None:
+    """Heads are memoized per connection; the events handed out must still be independent."""
+    conn = ServerConnection()
+    request = b"GET /a HTTP/1.1\r\nHost: a\r\nX-A: 1\r\n\r\n"
+    first = exchange(conn, request)
+    conn.send_response(Response(200, [(b"content-length", b"0")]))
+    assert isinstance(first[0], Request)
+    first[0].headers.append((b"mutated", b"yes"))
+    second = exchange(conn, request.replace(b"/a", b"/b"))
+    assert isinstance(second[0], Request)
+    assert second[0].target == b"/b"
+    assert second[0].headers == [(b"host", b"a"), (b"x-a", b"1")]
+    conn.send_response(Response(200, [(b"content-length", b"0")]))
+    for i in range(20):  # more distinct heads than the memo holds
+        events = exchange(conn, b"GET / HTTP/1.1\r\nHost: a\r\nX-N: %d\r\n\r\n" % i)
+        assert isinstance(events[0], Request) and events[0].headers[1] == (b"x-n", b"%d" % i)
+        conn.send_response(Response(200, [(b"content-length", b"0")]))
+
+
+def test_send_response_matches_separate_events() -> None:
+    headers = [(b"content-type", b"text/plain"), (b"content-length", b"5")]
+    one, three = ServerConnection(), ServerConnection()
+    for conn in (one, three):
+        exchange(conn, head(b"Host: a"))
+    whole = one.send_response(Response(200, headers), b"hello")
+    parts = respond(three, [Response(200, headers), Data(b"hello"), EndOfMessage()])
+    assert whole == parts
+    assert one.server_state is three.server_state is State.IDLE
+
+
+def test_response_fields_are_checked_every_time() -> None:
+    """Serializing fields is memoized; a bad value is refused however often it is sent."""
+    for _ in range(3):
+        conn = ServerConnection()
+        exchange(conn, head(b"Host: a"))
+        assert conn.send(Response(200, [(b"content-length", b"0"), (b"x", b"1")])).endswith(
+            b"x: 1\r\n\r\n"
+        )
+    for _ in range(2):
+        conn = ServerConnection()
+        exchange(conn, head(b"Host: a"))
+        with pytest.raises(LocalProtocolError):
+            conn.send(Response(200, [(b"x", b"a\r\nInjected: 1")]))
+    conn = ServerConnection()
+    exchange(conn, head(b"Host: a"))
+    mutable = [(b"content-length", b"1"), (b"x", bytearray(b"v"))]  # unhashable: no memo
+    assert conn.send(Response(200, mutable)).endswith(b"x: v\r\n\r\n")  # type: ignore[arg-type]

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any, cast
 
 from portside.config import Limits
@@ -37,14 +38,17 @@ class ConnectionOwner:
 
     A server owns one; so does each listening port of the reactor facade. Listeners ask
     :attr:`at_capacity` before accepting and register a callback to hear when a slot frees.
+    A connection counts against ``max_connections`` from the moment it is accepted: while
+    it waits for its transport (and its TLS handshake) it sits in :attr:`pending`, then
+    ``connection_made`` moves it to :attr:`live`.
     """
 
     def __init__(self, limits: Limits | None = None) -> None:
         self.limits = limits or Limits()
         self.counters = Counters()
         self.live: set[Connection] = set()
-        self.pending = 0
-        self._capacity_waiters: list[Any] = []
+        self.pending: set[Connection] = set()
+        self._capacity_waiters: list[Callable[[], None]] = []
         self._empty: asyncio.Event | None = None
         self._sweep: asyncio.TimerHandle | None = None
 
@@ -52,14 +56,30 @@ class ConnectionOwner:
     def at_capacity(self) -> bool:
         """True when no further connection may be accepted right now."""
         cap = self.limits.max_connections
-        return cap is not None and len(self.live) + self.pending >= cap
+        return cap is not None and len(self.live) + len(self.pending) >= cap
 
-    def on_capacity(self, callback: Any) -> None:
-        """Call ``callback()`` whenever a connection slot frees up."""
+    def on_capacity(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` when the count of connections drops below ``max_connections``."""
         self._capacity_waiters.append(callback)
+
+    def remove_on_capacity(self, callback: Callable[[], None]) -> None:
+        """Stop calling ``callback`` (its listener closed)."""
+        if callback in self._capacity_waiters:
+            self._capacity_waiters.remove(callback)
+
+    def admitting(self, connection: Connection) -> None:
+        """Count ``connection`` (accepted, waiting for its transport) against the cap."""
+        self.pending.add(connection)
+
+    def admission_failed(self, connection: Connection) -> None:
+        """``connection`` never started (its handshake failed or was cancelled): free its slot."""
+        if connection in self.pending:
+            self.pending.discard(connection)
+            self.slot_freed()
 
     def opened(self, connection: Connection) -> None:
         """Admit ``connection`` to the live set (called from ``connection_made``)."""
+        self.pending.discard(connection)
         self.live.add(connection)
         self.counters.connections_total += 1
         if self._empty is not None:
@@ -79,9 +99,14 @@ class ConnectionOwner:
         self.slot_freed()
 
     def slot_freed(self) -> None:
-        """Tell listeners paused at the cap that they may accept again."""
-        if not self.at_capacity:
-            for callback in self._capacity_waiters:
+        """One connection fewer: wake the listeners if that took the count just below the cap.
+
+        Counts move one at a time, so a listener that paused at the cap (count >= cap) is
+        woken exactly when the count reaches ``cap - 1``; below that nobody is paused.
+        """
+        cap = self.limits.max_connections
+        if cap is not None and len(self.live) + len(self.pending) == cap - 1:
+            for callback in list(self._capacity_waiters):
                 callback()
 
     async def wait_empty(self) -> None:
@@ -97,13 +122,12 @@ class ConnectionOwner:
         self.counters.errors += 1
         log.error("%s", message, exc_info=exc)
 
-    def _schedule_sweep(self, loop: asyncio.AbstractEventLoop) -> None:
-        timeout = self.limits.idle_timeout
-        assert timeout is not None
-        self._sweep = loop.call_later(timeout / SWEEPS_PER_TIMEOUT, self._sweep_idle, loop)
+    def sweep_idle(self) -> None:
+        """One pass of the idle sweep; the owner runs it SWEEPS_PER_TIMEOUT times per timeout.
 
-    def _sweep_idle(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._sweep = None
+        A connection with traffic since the last pass is marked quiet; one that stays quiet
+        for SWEEPS_PER_TIMEOUT passes in a row is closed (counted in ``timeouts``).
+        """
         expired = []
         for connection in self.live:
             if connection.active:
@@ -115,8 +139,21 @@ class ConnectionOwner:
                     expired.append(connection)
         for connection in expired:
             self.counters.timeouts += 1
-            connection.idle_timed_out()
-        if self.live:
+            try:
+                connection.idle_timed_out()
+            except Exception as exc:
+                self.report_error(f"{type(connection).__name__}: error in idle timeout", exc)
+                connection.abort()
+
+    def _schedule_sweep(self, loop: asyncio.AbstractEventLoop) -> None:
+        timeout = self.limits.idle_timeout
+        assert timeout is not None
+        self._sweep = loop.call_later(timeout / SWEEPS_PER_TIMEOUT, self._on_sweep, loop)
+
+    def _on_sweep(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._sweep = None
+        self.sweep_idle()
+        if self.live:  # with nothing open the timer stops; the next connection restarts it
             self._schedule_sweep(loop)
 
     def stop_sweeping(self) -> None:
@@ -135,6 +172,7 @@ class Connection(asyncio.Protocol):
 
     __slots__ = (
         "_closed",
+        "_resuming",
         "_transport_write",
         "active",
         "bytes_received",
@@ -158,6 +196,7 @@ class Connection(asyncio.Protocol):
         self.idle_sweeps = 0
         self.writing_paused = False
         self._closed = False
+        self._resuming = False
 
     # -- loop-facing (asyncio.Protocol) ------------------------------------------------------
 
@@ -207,11 +246,23 @@ class Connection(asyncio.Protocol):
     def pause_writing(self) -> None:
         self.writing_paused = True
         self.owner.counters.write_pauses += 1
-        self._on_pause_writing()
+        try:
+            self._on_pause_writing()
+        except Exception as exc:
+            self._failed("pausing its producer", exc)
 
     def resume_writing(self) -> None:
+        # asyncio's socket transport calls resume_writing from its write path and, when its
+        # buffer has just emptied, delivers connection_lost twice if the protocol closes from
+        # there (CPython 3.11-3.13): close() and abort() called meanwhile wait a loop turn.
         self.writing_paused = False
-        self._on_resume_writing()
+        self._resuming = True
+        try:
+            self._on_resume_writing()
+        except Exception as exc:
+            self._failed("resuming its producer", exc)
+        finally:
+            self._resuming = False
 
     # -- app-facing ----------------------------------------------------------------------------
 
@@ -231,12 +282,18 @@ class Connection(asyncio.Protocol):
         """Close after everything written so far has been sent."""
         if not self._closed:
             self._closed = True
-            self.transport.close()
+            if self._resuming:
+                self.loop.call_soon(self.transport.close)
+            else:
+                self.transport.close()
 
     def abort(self) -> None:
         """Close now, discarding unsent data."""
         self._closed = True
-        self.transport.abort()
+        if self._resuming:
+            self.loop.call_soon(self.transport.abort)
+        else:
+            self.transport.abort()
 
     @property
     def closing(self) -> bool:

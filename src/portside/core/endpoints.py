@@ -3,11 +3,12 @@
 The grammar is Twisted's: ``type:positional:...:key=value:...`` with ``\\`` escaping the next
 character (so ``tcp6:8080:interface=\\:\\:1``). Server endpoints::
 
-    tcp:PORT[:interface=ADDR][:backlog=N][:reusePort=0|1]
+    tcp:PORT[:interface=ADDR][:backlog=N][:reusePort=0|1]      (IPv6 when ADDR is an IPv6 one)
     tcp6:PORT[:interface=ADDR][:backlog=N][:reusePort=0|1]     (dual-stack when interface is ::)
     unix:PATH[:mode=0666][:lockfile=0|1][:backlog=N]
     udp:PORT[:interface=ADDR][:reusePort=0|1]
-    ssl:PORT[:certKey=PEM]:privateKey=PEM[:interface=ADDR][:backlog=N]
+    udp6:PORT[:interface=ADDR][:reusePort=0|1]
+    ssl:PORT[:certKey=PEM]:privateKey=PEM[:interface=ADDR][:backlog=N][:reusePort=0|1]
                               (certKey may hold the whole chain; defaults to privateKey)
     fd:N                      an inherited socket, already bound (and listening, for streams)
     systemd:N                 the N-th socket passed by systemd socket activation (fd 3 + N)
@@ -161,7 +162,7 @@ def split_description(description: str) -> tuple[str, list[str], dict[str, str]]
     keys.append(key)
 
     kind = parts[0].strip().lower()
-    if not kind or keys[0] is not None:
+    if not kind:
         raise EndpointError(description, "type", "missing endpoint type (like tcp:8080)")
     args: list[str] = []
     kwargs: dict[str, str] = {}
@@ -242,17 +243,25 @@ class _Fields:
             raise self.error(name, "unknown option for this endpoint type")
 
 
-def _check_host(fields: _Fields, host: str, family: socket.AddressFamily) -> str:
+def _interface(fields: _Fields, family: socket.AddressFamily) -> tuple[str, socket.AddressFamily]:
+    """The address to listen on and its family; empty or absent means every address.
+
+    As in Twisted, ``tcp``, ``ssl`` and ``udp`` listen on IPv6 when given an IPv6 interface;
+    ``tcp6`` and ``udp6`` insist on one.
+    """
+    default = "::" if family == socket.AF_INET6 else ""
+    host = fields.text("interface", default) or default
     if host == "":
-        return host
+        return host, family
     try:
         address = ipaddress.ip_address(host.split("%", 1)[0])
     except ValueError:
         raise fields.error("interface", f"{host!r} is not an IP address") from None
-    wanted = 6 if family == socket.AF_INET6 else 4
-    if address.version != wanted:
-        raise fields.error("interface", f"{host!r} is not an IPv{wanted} address")
-    return host
+    if address.version == 6:
+        return host, socket.AF_INET6
+    if family == socket.AF_INET6:
+        raise fields.error("interface", f"{host!r} is not an IPv6 address")
+    return host, family
 
 
 def _port(fields: _Fields) -> int:
@@ -261,8 +270,7 @@ def _port(fields: _Fields) -> int:
 
 def _tcp(fields: _Fields, family: socket.AddressFamily, tls: bool) -> TCPEndpoint:
     port = _port(fields)
-    default_host = "::" if family == socket.AF_INET6 else ""
-    host = _check_host(fields, fields.text("interface", default_host), family)
+    host, family = _interface(fields, family)
     files = None
     if tls:
         key = fields.text("privateKey", "server.pem")
@@ -275,8 +283,7 @@ def _tcp(fields: _Fields, family: socket.AddressFamily, tls: bool) -> TCPEndpoin
 
 def _udp(fields: _Fields, family: socket.AddressFamily) -> UDPEndpoint:
     port = _port(fields)
-    default_host = "::" if family == socket.AF_INET6 else ""
-    host = _check_host(fields, fields.text("interface", default_host), family)
+    host, family = _interface(fields, family)
     reuse_port = fields.flag("reusePort")
     fields.done()
     return UDPEndpoint(fields.description, host, port, family, reuse_port)
@@ -286,6 +293,8 @@ def _unix(fields: _Fields) -> UNIXEndpoint:
     path = fields.text("address")
     if not path:
         raise fields.error("address", "the socket path is empty")
+    if "\0" in path:
+        raise fields.error("address", "the socket path contains a NUL character")
     mode = fields.number("mode", 0o666, low=0, high=0o777, base=8)
     lockfile = fields.flag("lockfile")
     backlog = fields.number("backlog", DEFAULT_BACKLOG, low=1, high=65535)
@@ -305,7 +314,11 @@ def _systemd(fields: _Fields, environ: Mapping[str, str]) -> FDEndpoint:
     fields.done()
     if environ.get("LISTEN_PID") not in (None, str(os.getpid())):
         raise fields.error("index", "LISTEN_PID names another process; sockets are not ours")
-    count = int(environ.get("LISTEN_FDS", "0") or "0")
+    raw_count = environ.get("LISTEN_FDS", "0") or "0"
+    try:
+        count = int(raw_count)
+    except ValueError:
+        raise fields.error("index", f"LISTEN_FDS={raw_count!r} is not a number") from None
     if index >= count:
         raise fields.error("index", f"systemd passed {count} socket(s), no index {index}")
     return FDEndpoint(fields.description, 3 + index)

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import errno
 import fcntl
+import functools
 import logging
 import os
 import socket
@@ -50,15 +51,15 @@ class BoundSocket:
         self.description = description
         self.sock = sock
         self.is_stream = sock.type == socket.SOCK_STREAM
+        self.address: Any = sock.getsockname()
+        """The bound address: ``(host, port[, flow, scope])`` or a Unix path; kept after close."""
         self._cleanup = cleanup
 
-    @property
-    def address(self) -> Any:
-        """The bound address: ``(host, port[, flow, scope])`` or a Unix path."""
-        return self.sock.getsockname()
-
     def close(self) -> None:
-        """Close the socket and remove what binding created (a Unix socket file, a lock)."""
+        """Close the socket and remove what binding created (a Unix socket file, a lock).
+
+        Safe to call more than once.
+        """
         self.sock.close()
         if self._cleanup is not None:
             cleanup, self._cleanup = self._cleanup, None
@@ -141,6 +142,7 @@ def _bind_unix(endpoint: UNIXEndpoint) -> BoundSocket:
     except BaseException:
         sock.close()
         if lock_fd is not None:
+            os.unlink(endpoint.path + ".lock")
             os.close(lock_fd)
         raise
     identity = os.stat(endpoint.path)
@@ -179,7 +181,14 @@ Make = Callable[[Any], Connection | None]
 
 
 class StreamListener:
-    """Accepts connections on one bound stream socket and hands each to a new Connection."""
+    """Accepts connections on one bound stream socket and hands each to a new Connection.
+
+    An accepted socket becomes a connection in two steps: the listener builds the
+    :class:`Connection` and counts it as pending in the owner, then a task hands the socket to
+    the loop (running the TLS handshake, if any) and ``connection_made`` makes it live. Those
+    tasks are :attr:`handshakes`; shutting down cancels the ones whose connection has not
+    started yet.
+    """
 
     def __init__(
         self,
@@ -198,7 +207,7 @@ class StreamListener:
         self._reading = False
         self._closed = False
         self._backoff: asyncio.TimerHandle | None = None
-        self.handshakes: set[asyncio.Task[Any]] = set()
+        self.handshakes: dict[asyncio.Task[Any], Connection] = {}
         owner.on_capacity(self._maybe_resume)
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -214,12 +223,21 @@ class StreamListener:
         self._stop_reading()
         if self._backoff is not None:
             self._backoff.cancel()
+            self._backoff = None
+        self.owner.remove_on_capacity(self._maybe_resume)
         self.bound.close()
 
     def cancel_handshakes(self) -> None:
-        """Drop connections still in their TLS handshake (used when shutting down)."""
-        for task in list(self.handshakes):
-            task.cancel()
+        """Drop accepted connections that have not started yet (still in their TLS handshake)."""
+        live = self.owner.live
+        for task, connection in list(self.handshakes.items()):
+            if connection not in live:
+                task.cancel()
+
+    async def wait_handshakes(self) -> None:
+        """Wait until every accepted connection has started or failed."""
+        if self.handshakes:
+            await asyncio.wait(list(self.handshakes))
 
     def _stop_reading(self) -> None:
         if self._reading and self._loop is not None:
@@ -242,6 +260,12 @@ class StreamListener:
         self._backoff = None
         self._maybe_resume()
 
+    def _back_off(self) -> None:
+        self.owner.counters.accept_pauses += 1
+        self._stop_reading()
+        assert self._loop is not None
+        self._backoff = self._loop.call_later(ACCEPT_BACKOFF, self._end_backoff)
+
     def _accept(self) -> None:
         sock = self.bound.sock
         owner = self.owner
@@ -258,24 +282,28 @@ class StreamListener:
                 if exc.errno in _PEER_GONE_ERRNOS:
                     continue
                 if exc.errno in _RESOURCE_ERRNOS:
-                    owner.counters.accept_pauses += 1
                     log.warning(
                         "%s: accept failed (%s); pausing %.1fs",
                         self.bound.description,
                         exc.strerror,
                         ACCEPT_BACKOFF,
                     )
-                    self._stop_reading()
-                    assert self._loop is not None
-                    self._backoff = self._loop.call_later(ACCEPT_BACKOFF, self._end_backoff)
-                    return
-                raise
+                else:
+                    # Not ours to fix, but raising from a reader callback would make the loop
+                    # call us again at once, forever: log it and back off like the others.
+                    owner.report_error(f"{self.bound.description}: accept failed", exc)
+                self._back_off()
+                return
             self._admit(conn, peer)
 
     def _admit(self, conn: socket.socket, peer: Any) -> None:
-        conn.setblocking(False)
-        if self._nodelay:
-            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            conn.setblocking(False)
+            if self._nodelay:
+                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError as exc:  # the peer reset between accept() and here (EINVAL, ECONNRESET)
+            self._dropped(conn, peer, exc)
+            return
         try:
             connection = self._make(peer)
         except Exception as exc:
@@ -285,32 +313,48 @@ class StreamListener:
             conn.close()
             return
         assert self._loop is not None
-        self.owner.pending += 1
+        self.owner.admitting(connection)
         task = self._loop.create_task(self._connect(conn, connection))
-        self.handshakes.add(task)
-        task.add_done_callback(self.handshakes.discard)
+        self.handshakes[task] = connection
+        task.add_done_callback(functools.partial(self._connected, conn, connection))
 
     async def _connect(self, conn: socket.socket, connection: Connection) -> None:
         assert self._loop is not None
-        try:
-            if self._ssl is None:
-                await self._loop.connect_accepted_socket(lambda: connection, conn)
-            else:
-                await self._loop.connect_accepted_socket(
-                    lambda: connection,
-                    conn,
-                    ssl=self._ssl,
-                    ssl_handshake_timeout=self.owner.limits.handshake_timeout,
-                )
-        except (OSError, ssl.SSLError, asyncio.CancelledError, TimeoutError) as exc:
-            self.owner.counters.connection_errors += 1
-            log.debug(
-                "%s: connection from %s failed before it started: %r",
-                self.bound.description,
-                connection.peer,
-                exc,
+        if self._ssl is None:
+            await self._loop.connect_accepted_socket(lambda: connection, conn)
+        else:
+            await self._loop.connect_accepted_socket(
+                lambda: connection,
+                conn,
+                ssl=self._ssl,
+                ssl_handshake_timeout=self.owner.limits.handshake_timeout,
             )
+
+    def _connected(
+        self, conn: socket.socket, connection: Connection, task: asyncio.Task[None]
+    ) -> None:
+        # A done callback rather than try/finally in _connect: a task cancelled before its
+        # first step never runs its coroutine's body, yet its socket and slot must be released.
+        del self.handshakes[task]
+        if task.cancelled():
             conn.close()
-        finally:
-            self.owner.pending -= 1
-            self.owner.slot_freed()
+        else:
+            exc = task.exception()
+            if exc is not None:
+                if isinstance(exc, OSError | TimeoutError):  # ssl.SSLError is an OSError
+                    self._dropped(conn, connection.peer, exc)
+                else:
+                    conn.close()
+                    self.owner.report_error(
+                        f"{self.bound.description}: starting a connection failed", exc
+                    )
+        self.owner.admission_failed(connection)
+
+    def _dropped(self, conn: socket.socket, peer: Any, exc: BaseException) -> None:
+        # Closing is safe even once the loop owns ``conn``: on failure asyncio has already
+        # removed its reader and writer, and uvloop has detached the socket object.
+        conn.close()
+        self.owner.counters.connection_errors += 1
+        log.debug(
+            "%s: connection from %s failed before it started: %r", self.bound.description, peer, exc
+        )

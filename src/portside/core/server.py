@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -64,6 +65,7 @@ class Server:
         self.endpoints = [parse_endpoint(e) if isinstance(e, str) else e for e in endpoints]
         self.owner = ConnectionOwner(limits)
         self._bound: list[BoundSocket] = []
+        self._contexts: list[ssl.SSLContext | None] = []
         self._listeners: list[StreamListener] = []
         self._datagrams: list[DatagramConnection] = []
         self._started = False
@@ -78,22 +80,34 @@ class Server:
 
     @property
     def addresses(self) -> list[Any]:
-        """The bound addresses, in endpoint order (``tcp:0`` reports the port it got)."""
-        return [bound.address for bound in self._bound if bound.sock.fileno() != -1]
+        """The bound addresses, in endpoint order (``tcp:0`` reports the port it got).
+
+        Empty before :meth:`bind`; still reported after the server stopped accepting.
+        """
+        return [bound.address for bound in self._bound]
 
     def bind(self) -> None:
-        """Bind every endpoint now; on any failure, release the ones already bound and raise."""
+        """Bind every endpoint now; on any failure, release the ones already bound and raise.
+
+        TLS certificates are loaded first, so a missing file fails before any port is taken.
+        """
+        if self._shutdown_started:
+            raise RuntimeError("this server was shut down; make a new one")
         if self._bound:
             return
         try:
             for endpoint in self.endpoints:
+                tls = endpoint.tls if isinstance(endpoint, TCPEndpoint) else None
+                context = server_context(endpoint.description, tls) if tls else None
                 bound = bind(endpoint)
                 self._bound.append(bound)
+                self._contexts.append(context)
                 self._check_handled(bound)
         except BaseException:
             for bound in self._bound:
                 bound.close()
             self._bound.clear()
+            self._contexts.clear()
             raise
 
     def _check_handled(self, bound: BoundSocket) -> None:
@@ -110,15 +124,22 @@ class Server:
             return
         self.bind()
         self._started = True
-        loop = asyncio.get_running_loop()
         self._done = asyncio.Event()
+        try:
+            await self._start_listening()
+        except BaseException:
+            self.stop_accepting()
+            raise
+        for bound in self._bound:
+            log.info("%s listening on %s", self.handlers.name, _describe(bound))
+
+    async def _start_listening(self) -> None:
+        loop = asyncio.get_running_loop()
         owner, handlers = self.owner, self.handlers
-        for endpoint, bound in zip(self.endpoints, self._bound, strict=True):
+        for bound, context in zip(self._bound, self._contexts, strict=True):
             if bound.is_stream:
                 stream = handlers.stream
                 assert stream is not None
-                tls = endpoint.tls if isinstance(endpoint, TCPEndpoint) else None
-                context = server_context(endpoint.description, tls) if tls else None
                 listener = StreamListener(bound, owner, functools.partial(stream, owner), context)
                 listener.start(loop)
                 self._listeners.append(listener)
@@ -132,8 +153,6 @@ class Server:
             self._listening += 1
             if handlers.started is not None:
                 handlers.started()
-        for bound in self._bound:
-            log.info("%s listening on %s", handlers.name, _describe(bound))
 
     def statistics(self) -> Statistics:
         """A snapshot of this server's counters."""
@@ -163,9 +182,13 @@ class Server:
         for bound in self._bound:
             bound.close()
         stopped, self._listening = self._listening, 0
+        if self.handlers.stopped is None:
+            return
         for _ in range(stopped):
-            if self.handlers.stopped is not None:
+            try:
                 self.handlers.stopped()
+            except Exception as exc:
+                self.owner.report_error(f"{self.handlers.name}: error while stopping", exc)
 
     async def shutdown(self, timeout: float | None = None) -> None:
         """Stop gracefully: stop accepting, let connections finish, abort the rest at the deadline.
@@ -180,8 +203,7 @@ class Server:
         self._shutdown_started = True
         deadline = self.limits.shutdown_timeout if timeout is None else timeout
         self.stop_accepting()
-        for listener in self._listeners:
-            listener.cancel_handshakes()
+        self._cancel_handshakes()
         for connection in list(self.owner.live):
             try:
                 connection.begin_shutdown()
@@ -201,6 +223,8 @@ class Server:
             )
             self.force()
             await self.owner.wait_empty()
+        for listener in self._listeners:
+            await listener.wait_handshakes()
         self.owner.stop_sweeping()
         if self._done is not None:
             self._done.set()
@@ -208,8 +232,13 @@ class Server:
     def force(self) -> None:
         """Abort every open connection now (the second Ctrl-C)."""
         self.stop_accepting()
+        self._cancel_handshakes()
         for connection in list(self.owner.live):
             connection.abort()
+
+    def _cancel_handshakes(self) -> None:
+        for listener in self._listeners:
+            listener.cancel_handshakes()
 
     async def serve_forever(self) -> None:
         """Start if needed, then wait until :meth:`shutdown` has finished."""
@@ -228,6 +257,8 @@ class Server:
 def _describe(bound: BoundSocket) -> str:
     address = bound.address
     kind = bound.description.split(":", 1)[0].rstrip("6") if bound.is_stream else "udp"
+    if isinstance(address, bytes):  # an abstract-namespace Unix socket (Linux), via fd:
+        return f"unix:{address!r}"
     if isinstance(address, str):
         return f"unix:{address}"
     host, port = address[0], address[1]

@@ -17,12 +17,14 @@ __all__ = ["client_context", "server_context"]
 
 def server_context(description: str, files: TLSFiles) -> ssl.SSLContext:
     """A server context presenting ``files``' certificate chain and key."""
+    # ssl's FileNotFoundError does not say which file is missing: look first.
+    for name, path in (("certKey", files.cert), ("privateKey", files.key)):
+        if not os.path.isfile(path):
+            raise EndpointError(description, name, f"no such file: {path}")
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     try:
         context.load_cert_chain(files.cert, files.key)
-    except FileNotFoundError as exc:
-        raise EndpointError(description, "certKey", f"no such file: {exc.filename}") from None
     except (OSError, ssl.SSLError) as exc:
         raise EndpointError(description, "certKey", f"cannot load certificate/key: {exc}") from None
     return context

@@ -14,6 +14,7 @@ __all__ = [
     "ConnectionLost",
     "ConnectionRefusedError",
     "DNSLookupError",
+    "NotConnectingError",
     "ReactorAlreadyRunning",
     "ReactorNotRestartable",
     "ReactorNotRunning",
@@ -51,13 +52,16 @@ class CannotListenError(BindError):
 
 
 class ConnectError(_Described):
-    """An outgoing connection could not be made."""
+    """An outgoing connection could not be made; ``osError`` is the errno, when there is one."""
 
     description = "An error occurred while connecting"
 
     def __init__(self, osError: object = None, string: str = "") -> None:
         self.osError = osError
         super().__init__(*(a for a in (osError, string) if a))
+
+    def __str__(self) -> str:
+        return ": ".join([self.description, *(str(a) for a in self.args)]) + "."
 
 
 class ConnectionRefusedError(ConnectError):
@@ -74,6 +78,13 @@ class DNSLookupError(ConnectError, OSError):
 
 class UserError(ConnectError):
     description = "User aborted connection"
+
+
+class NotConnectingError(RuntimeError):
+    """``connector.stopConnecting()`` was called while it was not connecting."""
+
+    def __str__(self) -> str:
+        return "The Connector was not connecting when it was asked to stop connecting."
 
 
 class ConnectionClosed(Exception):

@@ -19,11 +19,14 @@ __all__ = ["StreamTransport"]
 
 
 class StreamTransport(Connection):
-    """A TCP, TLS or Unix connection serving one Twisted ``Protocol``."""
+    """A TCP, TLS or Unix connection serving one Twisted ``Protocol``.
+
+    ``protocol`` may be None for an outgoing connection, whose protocol is built only once the
+    peer's address is known; :meth:`attach` must then be called before the connection starts.
+    """
 
     def __init__(self, owner: ConnectionOwner, peer: Any, protocol: Any) -> None:
         super().__init__(owner, peer)
-        self.protocol = protocol
         self.connected = 0
         self.disconnecting = False
         self.producer: Any = None
@@ -31,8 +34,15 @@ class StreamTransport(Connection):
         self._aborted = False
         self._lose_after_producer = False
         self._pull_scheduled = False
-        self._on_data = protocol.dataReceived  # type: ignore[method-assign]
         self.on_lost: Any = None
+        self.protocol: Any = None
+        if protocol is not None:
+            self.attach(protocol)
+
+    def attach(self, protocol: Any) -> None:
+        """Serve ``protocol``: received bytes go straight to its ``dataReceived``."""
+        self.protocol = protocol
+        self._on_data = protocol.dataReceived  # type: ignore[method-assign]
 
     # -- engine hooks ----------------------------------------------------------------------
 

@@ -4,7 +4,8 @@ A request arrives as ``Request``, then zero or more ``Data``, then ``EndOfMessag
 answer goes out as zero or more ``InformationalResponse``, one ``Response``, zero or more
 ``Data`` and ``EndOfMessage``. ``ConnectionClosed`` marks a side that will say no more.
 Header names in received events are lowercased bytes; values are bytes with the optional
-whitespace around them removed.
+whitespace around them removed. Events are read-only: received ones may be shared (every
+``EndOfMessage`` without trailers is the same object), so never mutate their lists.
 """
 
 from __future__ import annotations

@@ -216,6 +216,13 @@ def _check_target(method: bytes, target: bytes) -> None:
     raise ProtocolError(f"invalid request-target {target[:40]!r}")
 
 
+# Header blocks remembered per connection (see HeadReader): a browser alternates between a few.
+MEMO_SIZE: Final = 8
+
+_Head = tuple[tuple[tuple[bytes, bytes], ...], int, bool, bool]
+"""A parsed head's fields, body length (-1: chunked), keep-alive and 100-continue."""
+
+
 class HeadReader:
     """Finds and parses one request head at the front of a ``Buffer``.
 
@@ -223,10 +230,21 @@ class HeadReader:
     read offset), so a head arriving a byte at a time is scanned once, not once per byte.
     """
 
-    __slots__ = ("_block_limit", "_count_limit", "_limits", "_line", "_line_limit", "_seen")
+    __slots__ = (
+        "_block_limit",
+        "_count_limit",
+        "_limits",
+        "_line",
+        "_line_limit",
+        "_memo",
+        "_seen",
+    )
 
     def __init__(self, limits: HTTPLimits) -> None:
         self._limits = limits
+        # (method, version, header block) -> what parsing and framing made of it: a client
+        # repeats its header block request after request, so the work is done once.
+        self._memo: dict[tuple[bytes, bytes, bytes], _Head] = {}
         self._line_limit = limits.max_request_line
         self._block_limit = limits.max_header_block
         self._count_limit = limits.max_header_count
@@ -278,25 +296,41 @@ class HeadReader:
             raise ProtocolError(_bad_request_line(bytes(data[pos:line_end])))
         method, target, version = match.groups()
         block = data[block_start : head_end + 2]
-        headers = parse_fields(block if type(block) is bytes else bytes(block), self._count_limit)
+        if type(block) is not bytes:
+            block = bytes(block)
+        if version[:1] != b"1":
+            raise ProtocolError(f"HTTP version {version.decode()} is not supported", 505)
+        if target[:1] != b"/":
+            _check_target(method, target)
+        key = (method, version, block)
+        head = self._memo.get(key)
+        if head is None:
+            head = self._framing(method, version, parse_fields(block, self._count_limit))
+            if len(self._memo) >= MEMO_SIZE:
+                self._memo.clear()
+            self._memo[key] = head
         buf.pos = head_end + 4
-        return self._framing(Request(method, target, version, headers))
+        headers, length, keep_alive, expect = head
+        if length == 0:
+            reader: LengthReader | ChunkedReader = _NO_BODY
+        elif length < 0:
+            reader = ChunkedReader(self._limits)
+        else:
+            reader = LengthReader(length)
+        return Request(method, target, version, list(headers)), reader, keep_alive, expect
 
-    def _framing(
-        self, request: Request
-    ) -> tuple[Request, LengthReader | ChunkedReader, bool, bool]:
-        """Work out body framing, keep-alive and ``Expect: 100-continue`` from the head."""
-        version, method = request.http_version, request.method
+    def _framing(self, method: bytes, version: bytes, headers: Headers) -> _Head:
+        """Work out body framing, keep-alive and ``Expect: 100-continue`` from the head.
+
+        The body's length is -1 for a chunked body.
+        """
         if version != b"1.1" and version != b"1.0":
-            if version[:1] != b"1":
-                raise ProtocolError(f"HTTP version {version.decode()} is not supported", 505)
             version = b"1.1"  # RFC 9110 2.5: a later 1.x minor version is handled as 1.1
-        if request.target[:1] != b"/":
-            _check_target(method, request.target)
         if method == b"CONNECT":
             raise ProtocolError("CONNECT (tunnelling) is not implemented", 501)
+        fields = tuple(headers)
         found: dict[bytes, list[bytes]] = {}
-        for name, value in request.headers:
+        for name, value in headers:
             if name in _FRAMING_FIELDS:
                 if name in found:
                     found[name].append(value)
@@ -309,7 +343,6 @@ class HeadReader:
         elif len(hosts) > 1 or _HOST_RE.fullmatch(hosts[0]) is None:
             raise ProtocolError("more than one Host field, or an invalid one")
         keep_alive = _keep_alive(version, found.get(b"connection"))
-        reader: LengthReader | ChunkedReader
         lengths = found.get(b"content-length")
         if b"transfer-encoding" in found:
             if lengths is not None:
@@ -317,21 +350,20 @@ class HeadReader:
             if version == b"1.0":
                 raise ProtocolError("Transfer-Encoding in an HTTP/1.0 request")
             _check_chunked(found[b"transfer-encoding"])
-            reader = ChunkedReader(self._limits)
+            length = -1
         elif lengths is not None:
             length = _content_length(lengths)
             limit = self._limits.max_body
             if limit is not None and length > limit:
                 raise ProtocolError(f"body larger than {limit} bytes", 413)
             if not length:
-                return request, _NO_BODY, keep_alive, False
-            reader = LengthReader(length)
+                return fields, 0, keep_alive, False
         else:
-            return request, _NO_BODY, keep_alive, False
+            return fields, 0, keep_alive, False
         expect = version == b"1.1" and any(
             v.lower() == b"100-continue" for v in found.get(b"expect", ())
         )
-        return request, reader, keep_alive, expect
+        return fields, length, keep_alive, expect
 
 
 def _keep_alive(version: bytes, connection: list[bytes] | None) -> bool:
@@ -357,6 +389,10 @@ def _bad_request_line(line: bytes) -> str:
     return f"invalid HTTP version {version[:20]!r}"
 
 
+# Most bodies end without trailers: one shared, read-only event serves them all.
+END_OF_MESSAGE: Final = EndOfMessage()
+
+
 class LengthReader:
     """Reads a body of known length (``Content-Length``, or none at all)."""
 
@@ -369,7 +405,7 @@ class LengthReader:
         """Return the next body piece, the end, or ``None`` when more bytes must arrive."""
         remaining = self.remaining
         if remaining == 0:
-            return EndOfMessage()
+            return END_OF_MESSAGE
         n = len(buf)
         if n == 0:
             return None
@@ -472,7 +508,7 @@ class ChunkedReader:
         data, pos = buf.data, buf.pos
         if data.startswith(b"\r\n", pos):
             buf.pos = pos + 2
-            return EndOfMessage()
+            return END_OF_MESSAGE
         scan = pos + self._seen
         end = data.find(b"\r\n\r\n", scan, pos + self._block_limit + 2)
         if end < 0:

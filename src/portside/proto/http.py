@@ -22,6 +22,9 @@ Malformed input raises ``ProtocolError`` whose ``status`` is the answer to send 
 Misuse by the caller raises ``LocalProtocolError`` (status 500). The parser is our own, pure
 Python, one regex pass per header block (``_http_parse``); ``bench/http_parser.py`` measures it
 against httptools (llhttp), which is faster per head but more lenient where smuggling lives.
+Clients and servers repeat themselves, so each connection remembers its last few header blocks
+(parsed once), and the fields of a response are checked and serialized once per distinct set
+(``_http_write``); results are always recomputed for anything not seen before.
 
 Decisions a user should know:
 
@@ -48,9 +51,7 @@ Decisions a user should know:
 from __future__ import annotations
 
 import enum
-import re
 from collections.abc import Callable
-from http import HTTPStatus
 from typing import Final
 
 from portside.errors import ProtocolError
@@ -69,16 +70,25 @@ from portside.proto._http_events import (
     Signal,
 )
 from portside.proto._http_parse import (
+    END_OF_MESSAGE,
     MAX_CHUNK_LINE,
     MAX_HEADER_BLOCK,
     MAX_HEADER_COUNT,
     MAX_REQUEST_LINE,
-    TOKEN_RE,
     Buffer,
     ChunkedReader,
     HeadReader,
     HTTPLimits,
     LengthReader,
+)
+from portside.proto._http_write import (
+    NO_TRAILERS,
+    LocalProtocolError,
+    check_fields,
+    fields_bytes,
+    head_bytes,
+    response_fields,
+    status_line,
 )
 
 __all__ = [
@@ -103,16 +113,6 @@ __all__ = [
     "Signal",
     "State",
 ]
-
-
-class LocalProtocolError(ProtocolError):
-    """The caller asked for something HTTP forbids (a bad header, too much body, ...).
-
-    The machine is then unusable for sending; the connection should be closed.
-    """
-
-    def __init__(self, message: str, status: int = 500) -> None:
-        super().__init__(message, status)
 
 
 class State(enum.Enum):
@@ -166,10 +166,16 @@ _TRANSITIONS: Final[dict[tuple[_Side, State, type[Event]], State]] = {
     (_S, CLOSED, ConnectionClosed): CLOSED,
 }
 # (side, event) -> (other side, required state, its next state): what one side's event does to
-# the other. Beyond these, ``_settle`` applies the two cross-side rules: with keep-alive off,
+# the other. Beyond these, ``_process`` applies the two cross-side rules: with keep-alive off,
 # DONE becomes MUST_CLOSE; with both sides DONE, both return to IDLE for the next exchange.
 _TRIGGERED: Final[dict[tuple[_Side, type[Event]], tuple[_Side, State, State]]] = {
     (_C, Request): (_S, IDLE, SEND_RESPONSE),
+}
+# The two tables joined for the hot path: (side, state, event) -> (next state, what the event
+# does to the other side: (required state, its next state) or None).
+_STEPS: Final = {
+    key: (state, None if (t := _TRIGGERED.get((key[0], key[2]))) is None else t[1:])
+    for key, state in _TRANSITIONS.items()
 }
 
 
@@ -181,31 +187,6 @@ class _Framing(enum.Enum):
     CLOSE = "CLOSE"  # the end of the connection
     EMPTY = "EMPTY"  # 204 and 304: no body allowed
     DISCARD = "DISCARD"  # a response to HEAD: body written by the app is dropped
-
-
-_REASONS: Final = {status.value: status.phrase.encode("ascii") for status in HTTPStatus}
-_REASON_RE: Final = re.compile(rb"[\t\x20-\x7e\x80-\xff]*")
-_OUT_VALUE_RE: Final = re.compile(rb"[\t\x20-\x7e\x80-\xff]*")
-
-
-def _fields_bytes(fields: Headers) -> list[bytes]:
-    """Serialize header or trailer fields, rejecting anything that could inject lines."""
-    parts: list[bytes] = []
-    for name, value in fields:
-        if TOKEN_RE.fullmatch(name) is None or _OUT_VALUE_RE.fullmatch(value) is None:
-            raise LocalProtocolError(f"invalid header field {name[:40]!r}: {value[:40]!r}")
-        parts += (name, b": ", value, b"\r\n")
-    parts.append(b"\r\n")
-    return parts
-
-
-def _head_bytes(status: int, reason: bytes, headers: Headers) -> bytes:
-    """Serialize a status line and its header fields."""
-    if not reason:
-        reason = _REASONS.get(status, b"")
-    elif _REASON_RE.fullmatch(reason) is None:
-        raise LocalProtocolError(f"invalid reason phrase {reason[:40]!r}")
-    return b"".join([b"HTTP/1.1 %d %s\r\n" % (status, reason), *_fields_bytes(headers)])
 
 
 class ServerConnection:
@@ -273,6 +254,12 @@ class ServerConnection:
         return self._expect_100
 
     @property
+    def buffered(self) -> int:
+        """How many received bytes are not consumed yet (a partial head, pipelined requests)."""
+        buf = self._buf
+        return len(buf.data) - buf.pos
+
+    @property
     def trailing_data(self) -> tuple[bytes, bool]:
         """The bytes received but not consumed, and whether EOF has been received."""
         return self._buf.rest(), self._eof
@@ -305,8 +292,8 @@ class ServerConnection:
             self._client = State.ERROR
             self._keep_alive = False
             raise
-        if isinstance(event, Event):
-            self._process(_C, event)
+        if type(event) is not Signal:
+            self._process(_C, event)  # type: ignore[arg-type]
         return event
 
     def want_body(self) -> bytes:
@@ -348,6 +335,55 @@ class ServerConnection:
         self._process(_S, event)
         return data
 
+    def send_response(
+        self, response: Response, body: BytesLike = b"", *, external: int = 0
+    ) -> bytes:
+        """Send a whole response in one call: ``response``, then ``body``, then the end.
+
+        The same as sending ``Response``, ``Data(body)`` and ``EndOfMessage()`` (and raises
+        as they would), at a fraction of the cost. ``external`` counts body bytes the caller
+        writes itself after the returned ones, as :meth:`send_external` does. Returns the
+        head and the body to write (the head alone for a response to ``HEAD``).
+        """
+        if self._server is not SEND_RESPONSE and (_S, self._server, Response) not in _STEPS:
+            return self.send(response)  # raises: a response is not allowed now
+        try:
+            head = self._write_response(response)
+        except LocalProtocolError:
+            self._fail_local()
+            raise
+        self._process(_S, response)
+        if external:
+            self.send_external(external)
+        try:
+            data = self._write_data(body) if body else b""
+            self._write_end(NO_TRAILERS)
+        except LocalProtocolError:
+            self._fail_local()
+            raise
+        self._process(_S, END_OF_MESSAGE)
+        return head + data if data else head
+
+    def send_external(self, size: int) -> int:
+        """Account for ``size`` bytes of response body that the caller writes itself.
+
+        For bodies sent without passing through the machine (``os.sendfile``): the response
+        must have a ``Content-Length``, and ``size`` counts against it as ``Data`` would.
+        Returns how many of those bytes to actually write: ``size``, or 0 for a response to
+        ``HEAD``. Raises ``LocalProtocolError`` as ``send`` does.
+        """
+        if self._server is not SEND_BODY or type(size) is not int or size < 0:
+            self._fail_local()
+            raise LocalProtocolError(f"cannot send {size!r} external body bytes now")
+        framing = self._framing
+        if framing is _Framing.DISCARD or not size:
+            return 0
+        if framing is not _Framing.LENGTH or size > self._remaining:
+            self._fail_local()
+            raise LocalProtocolError("external body bytes need a Content-Length that has room")
+        self._remaining -= size
+        return size
+
     def _fail_local(self) -> None:
         self._server = State.ERROR
         self._keep_alive = False
@@ -356,17 +392,15 @@ class ServerConnection:
 
     def _process(self, side: _Side, event: Event) -> None:
         """Apply the table's transition for ``event``, what it triggers, and the settle rules."""
-        kind = type(event)
         if side is _C:
-            self._client = _TRANSITIONS[_C, self._client, kind]
+            self._client, triggered = _STEPS[_C, self._client, type(event)]
+            if triggered is not None and self._server is triggered[0]:
+                self._server = triggered[1]
         else:
-            self._server = _TRANSITIONS[_S, self._server, kind]
-        triggered = _TRIGGERED.get((side, kind))
-        if triggered is not None and self._server is triggered[1]:
-            self._server = triggered[2]
-        self._settle()
-
-    def _settle(self) -> None:
+            self._server, triggered = _STEPS[_S, self._server, type(event)]
+            if triggered is not None and self._client is triggered[0]:
+                self._client = triggered[1]
+        # the settle rules
         if not self._keep_alive:
             if self._client is DONE:
                 self._client = MUST_CLOSE
@@ -381,7 +415,10 @@ class ServerConnection:
     def _read_request(self) -> Event | Signal:
         if self._server is not IDLE:
             return PAUSED  # we answered without a request (an error); nothing more is read
-        head = self._head.read(self._buf)
+        buf = self._buf
+        if buf.pos >= len(buf.data) and not self._eof:
+            return NEED_DATA  # the common wait between requests, without the head reader
+        head = self._head.read(buf)
         if head is None:
             if not self._eof:
                 return NEED_DATA
@@ -420,33 +457,27 @@ class ServerConnection:
             raise LocalProtocolError("101 Switching Protocols is not implemented")
         if event.status_code == 100:
             self._expect_100 = False
+        check_fields(event.headers)
         if self._version != b"1.1":
             return b""  # RFC 9110 15.2: no 1xx to an HTTP/1.0 client
-        return _head_bytes(event.status_code, event.reason, event.headers)
+        return head_bytes(event.status_code, event.reason, event.headers)
 
     def _write_response(self, event: Response) -> bytes:
         status, headers = event.status_code, event.headers
         if type(status) is not int or not 200 <= status <= 999:
             raise LocalProtocolError(f"a Response needs a final status (200-999), not {status!r}")
-        lengths: list[bytes] = []
-        codings: list[bytes] = []
-        options: set[bytes] = set()
-        for name, value in headers:
-            lower = name.lower()
-            if lower == b"content-length":
-                lengths.append(value)
-            elif lower == b"transfer-encoding":
-                codings.append(value)
-            elif lower == b"connection":
-                options.update(item.strip(b" \t").lower() for item in value.split(b","))
+        fields = response_fields(headers)
+        lengths, codings, options = fields.lengths, fields.codings, fields.options
+        block = fields.block
         if codings and (lengths or b",".join(codings).strip(b" \t").lower() != b"chunked"):
             raise LocalProtocolError("a response may use Transfer-Encoding: chunked only")
-        length = self._response_length(lengths)
+        length = fields.length
         if codings and self._version != b"1.1":  # RFC 9112 6.1: no transfer codings for 1.0
-            headers = [(n, v) for n, v in headers if n.lower() != b"transfer-encoding"]
+            kept = [(n, v) for n, v in headers if n.lower() != b"transfer-encoding"]
+            block = b"".join([b"%s: %s\r\n" % field for field in kept])
         if self._method == b"HEAD":
             framing = _Framing.DISCARD
-        elif status in (204, 304):
+        elif status == 204 or status == 304:
             if codings or (lengths and status == 204):
                 raise LocalProtocolError(f"a {status} response cannot declare a body")
             framing = _Framing.EMPTY
@@ -455,7 +486,7 @@ class ServerConnection:
         elif self._version == b"1.1":
             framing = _Framing.CHUNKED
             if not codings:
-                headers = [*headers, (b"transfer-encoding", b"chunked")]
+                block += b"transfer-encoding: chunked\r\n"
         else:
             framing = _Framing.CLOSE
         self._framing = framing
@@ -469,18 +500,10 @@ class ServerConnection:
         self._expect_100 = False
         if not self._keep_alive:
             if b"close" not in options:
-                headers = [*headers, (b"connection", b"close")]
+                block += b"connection: close\r\n"
         elif self._version == b"1.0" and b"keep-alive" not in options:
-            headers = [*headers, (b"connection", b"keep-alive")]
-        return _head_bytes(status, event.reason, headers)
-
-    @staticmethod
-    def _response_length(values: list[bytes]) -> int | None:
-        if not values:
-            return None
-        if len(values) > 1 or not values[0].isdigit() or not values[0].isascii():
-            raise LocalProtocolError(f"invalid Content-Length {b', '.join(values)[:40]!r}")
-        return int(values[0])
+            block += b"connection: keep-alive\r\n"
+        return b"%s%s\r\n" % (status_line(status, event.reason), block)
 
     def _write_data(self, data: BytesLike) -> bytes:
         framing, size = self._framing, len(data)
@@ -505,7 +528,8 @@ class ServerConnection:
         if framing is _Framing.CHUNKED:
             if not trailers:
                 return b"0\r\n\r\n"
-            return b"".join([b"0\r\n", *_fields_bytes(trailers)])
+            check_fields(trailers)
+            return b"0\r\n" + fields_bytes(trailers)
         if trailers and framing is not _Framing.DISCARD:
             raise LocalProtocolError("trailers need a chunked response")
         if framing is _Framing.LENGTH and self._remaining:

@@ -1,0 +1,254 @@
+"""asyncore benchmark: portside.asyncore/asynchat against PyPI pyasyncore/pyasynchat.
+
+Usage:
+    python bench/asyncore/run.py [--quick] [--rounds N] [--duration S] [--skip-slow]
+
+One invocation measures, interleaved (every round starts each server in turn, rotating the
+order, and runs every connection count against it):
+
+- throughput of a ``dispatcher_with_send`` echo and an ``async_chat`` line echo, 1 KiB
+  messages, 10, 100 and 1,000 connections (pyasyncore with its default select());
+- the same at 5,000 connections, pyasyncore with ``use_poll=True`` (select() cannot go there);
+- 10,000 connections: the time to establish them all and serve one message on each.
+
+The load generator is a C epoll client (``echo_client.c``, built into bench/.build/). Servers
+are pinned to CPU 0, the client to CPU 1. Needs: Linux, gcc, taskset, and ``pip install
+pyasyncore pyasynchat`` in the interpreter given by ``--python`` (default: this one). See
+README.md beside this file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+BUILD = REPO / "bench" / ".build"
+CLIENT = BUILD / "asyncore_echo_client"
+HOST = "127.0.0.1"
+SIZE = 1024
+IMPLS = ("pyasyncore", "portside")
+MODELS = ("dispatcher", "chat")
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+class BenchError(Exception):
+    """A server or the client failed; the message says how."""
+
+
+def build_client() -> Path:
+    src = HERE / "echo_client.c"
+    if CLIENT.exists() and CLIENT.stat().st_mtime >= src.stat().st_mtime:
+        return CLIENT
+    if shutil.which("gcc") is None:
+        raise BenchError("gcc is needed to build echo_client.c")
+    BUILD.mkdir(parents=True, exist_ok=True)
+    cmd = ["gcc", "-O2", "-Wall", "-Wextra", "-o", str(CLIENT), str(src)]
+    subprocess.run(cmd, check=True, timeout=120)
+    return CLIENT
+
+
+def pinned(cpu: str, argv: list[str]) -> list[str]:
+    return ["taskset", "-c", cpu, *argv] if shutil.which("taskset") else argv
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def machine_busy() -> tuple[float, float]:
+    """(busy, total) CPU ticks of the whole machine so far."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]
+    return sum(values) - idle, sum(values)
+
+
+class Server:
+    """One benchmark server process (started, checked with one echo, stopped)."""
+
+    def __init__(self, python: str, impl: str, model: str, poll: bool) -> None:
+        self.port = free_port()
+        argv = [python, str(HERE / "servers.py"), impl, model, str(self.port)]
+        if poll:
+            argv.append("--poll")
+        self.proc = subprocess.Popen(
+            pinned("0", argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        assert self.proc.stdout is not None
+        if self.proc.stdout.readline().strip() != "ready":
+            self.stop()
+            raise BenchError(f"{impl}/{model} did not start: {self.proc.stderr.read()[-2000:]}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+
+
+@dataclass
+class Sample:
+    rate: float  # messages per second
+    per_cpu: float  # messages per second of server CPU
+    other: float  # CPU share used by everything but server and client, in cores
+
+
+@dataclass
+class Results:
+    samples: dict[tuple[str, str, int], list[Sample]] = field(default_factory=dict)
+
+    def add(self, key: tuple[str, str, int], sample: Sample) -> None:
+        self.samples.setdefault(key, []).append(sample)
+
+    def median(self, key: tuple[str, str, int], attr: str) -> float:
+        values = [getattr(s, attr) for s in self.samples.get(key, [])]
+        return statistics.median(values) if values else float("nan")
+
+
+def load(server: Server, conns: int, warmup: float, duration: float, line: bool) -> Sample:
+    """Run the C client against ``server``; count messages and server CPU in the window."""
+    env = {**os.environ, "ECHO_CLIENT_LINE": "1" if line else ""}
+    if not line:
+        env.pop("ECHO_CLIENT_LINE")
+    argv = [str(CLIENT), "load", HOST, str(server.port), str(conns), str(SIZE)]
+    argv += [str(warmup), str(duration)]
+    client = subprocess.Popen(
+        pinned("1", argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
+    assert client.stdout is not None
+    first = client.stdout.readline()  # "measuring": the window starts
+    if first.strip() != "measuring":
+        client.kill()
+        raise BenchError(f"client: {first!r} {client.communicate(timeout=10)[1][-1000:]}")
+    cpu0, busy0, start = cpu_seconds(server.proc.pid), machine_busy(), time.monotonic()
+    client_cpu0 = cpu_seconds(client.pid)
+    out = client.stdout.read()  # the result line; EOF when the client exits
+    _, status, usage = os.wait4(client.pid, 0)  # rusage: the client's CPU, after it is gone
+    client.returncode = os.waitstatus_to_exitcode(status)
+    elapsed = time.monotonic() - start
+    cpu = cpu_seconds(server.proc.pid) - cpu0
+    busy1 = machine_busy()
+    client_cpu = usage.ru_utime + usage.ru_stime - client_cpu0
+    stats = dict(item.split("=") for item in out.split())
+    if client.returncode != 0 or int(stats.get("errors", "1")):
+        err = client.stderr.read() if client.stderr else ""
+        raise BenchError(f"client failed ({client.returncode}): {out} {err[-1000:]}")
+    messages, seconds = int(stats["messages"]), float(stats["seconds"])
+    busy_cores = (busy1[0] - busy0[0]) / max(1, busy1[1] - busy0[1]) * (os.cpu_count() or 1)
+    other = max(0.0, busy_cores - (cpu + client_cpu) / elapsed)
+    return Sample(messages / seconds, messages / cpu if cpu else float("nan"), other)
+
+
+def establish(server: Server, conns: int, cap: float) -> tuple[float, int]:
+    """Open ``conns`` connections and serve one message on each; (seconds, served)."""
+    argv = [str(CLIENT), "idle", HOST, str(server.port), str(conns), str(SIZE), str(cap)]
+    start = time.monotonic()
+    client = subprocess.Popen(
+        pinned("1", argv),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert client.stdout is not None and client.stdin is not None
+    line = client.stdout.readline()
+    elapsed = time.monotonic() - start
+    client.stdin.close()
+    client.wait(cap + 30)
+    stats = dict(item.split("=") for item in line.split()) if "=" in line else {}
+    return elapsed, int(stats.get("ready", 0))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--duration", type=float, default=2.0)
+    parser.add_argument("--warmup", type=float, default=0.5)
+    parser.add_argument("--quick", action="store_true", help="1 round of 1 s")
+    parser.add_argument("--skip-slow", action="store_true", help="no pyasyncore 10k connect")
+    parser.add_argument("--python", default=sys.executable)
+    args = parser.parse_args()
+    if args.quick:
+        args.rounds, args.duration, args.warmup = 1, 1.0, 0.3
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 30_000)), hard))
+    build_client()
+    results = Results()
+    counts = (10, 100, 1000)
+    for round_no in range(args.rounds):
+        order = [(i, m) for m in MODELS for i in IMPLS]
+        order = order[round_no % len(order) :] + order[: round_no % len(order)]
+        for impl, model in order:
+            server = Server(args.python, impl, model, poll=False)
+            try:
+                for conns in counts:
+                    sample = load(server, conns, args.warmup, args.duration, model == "chat")
+                    results.add((impl, model, conns), sample)
+            finally:
+                server.stop()
+        for impl, model in order:
+            server = Server(args.python, impl, model, poll=impl == "pyasyncore")
+            try:
+                sample = load(server, 5000, args.warmup, args.duration, model == "chat")
+                results.add((impl, model, 5000), sample)
+            finally:
+                server.stop()
+        print(f"round {round_no + 1}/{args.rounds} done", file=sys.stderr)
+    report(results, (*counts, 5000))
+    print("\n10,000 connections: time to connect all and serve one 1 KiB echo on each")
+    for impl in IMPLS:
+        if impl == "pyasyncore" and args.skip_slow:
+            continue
+        server = Server(args.python, impl, "dispatcher", poll=impl == "pyasyncore")
+        try:
+            seconds, served = establish(server, 10_000, cap=60.0)
+        finally:
+            server.stop()
+        label = "pyasyncore (poll)" if impl == "pyasyncore" else impl
+        print(f"  {label:<18} {seconds:6.2f} s   served {served}/10000")
+    return 0
+
+
+def report(results: Results, counts: tuple[int, ...]) -> None:
+    print("\n1 KiB echo, median of rounds; msg/cpu-s = messages per second of server CPU")
+    print(f"{'model':<11}{'conns':>6}  {'impl':<12}{'msg/s':>10}{'msg/cpu-s':>11}{'other':>7}")
+    for model in MODELS:
+        for conns in counts:
+            for impl in IMPLS:
+                key = (impl, model, conns)
+                label = "pyasync-poll" if impl == "pyasyncore" and conns > 1000 else impl
+                print(
+                    f"{model:<11}{conns:>6}  {label:<12}"
+                    f"{results.median(key, 'rate'):>10.0f}"
+                    f"{results.median(key, 'per_cpu'):>11.0f}"
+                    f"{results.median(key, 'other'):>7.2f}"
+                )
+            base, ours = ("pyasyncore", model, conns), ("portside", model, conns)
+            ratio = results.median(ours, "rate") / results.median(base, "rate")
+            cost = results.median(ours, "per_cpu") / results.median(base, "per_cpu")
+            print(f"{'':<17}portside/pyasyncore: {ratio:.2f}x msg/s, {cost:.2f}x msg/cpu-s")
+    print("'other' = cores busy with work other than the server (noise; near 0 is quiet)")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,529 @@
+"""Running a dispatcher map on the engine's event loop.
+
+asyncore's select() loop asks every dispatcher ``readable()`` and ``writable()`` before each
+select call, so an iteration costs in proportion to the whole map. A :class:`MapDriver`
+registers a dispatcher's descriptor with the map's poller (epoll) only for what its predicates
+want, registers the poller with the event loop (uvloop or asyncio), and asks the predicates of
+a dispatcher again:
+
+- just before it delivers an event to it (an event is delivered only while the predicate
+  holds, as in asyncore), and right after the dispatcher handled it;
+- after any attribute of it was assigned, and after any dispatcher method that changes its
+  state (batched: once per batch of events, before the loop waits again);
+- in a full sweep of the map: at least every ``timeout`` seconds while idle (as asyncore's
+  select would time out and look again), and while busy as often as costs at most
+  1/``SWEEP_BUDGET`` of the loop's time. This catches predicates that depend on state held
+  elsewhere, such as a shared queue mutated in place.
+
+So an iteration costs in proportion to the dispatchers that are active, not to the map's size.
+Events of one descriptor are delivered read, then write, then priority, before the next
+descriptor's (asyncore delivers all reads of an iteration before all writes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import sys
+import time
+from typing import Any
+
+from portside._asyncore.poller import (
+    EPOLLERR,
+    EPOLLHUP,
+    EPOLLIN,
+    EPOLLOUT,
+    EPOLLPRI,
+    new_poller,
+    watch,
+)
+
+__all__ = ["DISCONNECTED", "ExitNow", "MapDriver"]
+
+# While busy, full sweeps take at most 1/SWEEP_BUDGET of the loop's time (2%) ...
+SWEEP_BUDGET = 50
+# ... and come no more often than this, so a small map is not swept on every event.
+SWEEP_MIN_INTERVAL = 0.01
+# Ready events taken per wake-up: bounds how long other work on the loop waits for a busy map.
+BATCH = 1024
+
+# errnos meaning the peer is gone: the dispatcher is closed rather than reported as an error
+DISCONNECTED = frozenset(
+    {
+        errno.ECONNRESET,
+        errno.ENOTCONN,
+        errno.ESHUTDOWN,
+        errno.ECONNABORTED,
+        errno.EPIPE,
+        errno.EBADF,
+    }
+)
+# select() reports a descriptor with an error or a hang-up as both readable and writable.
+_READ_READY = EPOLLIN | EPOLLERR | EPOLLHUP
+_WRITE_READY = EPOLLOUT | EPOLLERR | EPOLLHUP
+
+WANT_READ, WANT_WRITE = 1, 2
+# where run_once is: not in an iteration, waiting for the iteration's batch, had it
+_FREE, _WANT_BATCH, _HAD_BATCH = 0, 1, 2
+# TLS states of a registration
+_PLAIN, _TLS_UNCONNECTED, _TLS_HANDSHAKE, _TLS_READY = 0, 1, 2, 3
+
+
+class ExitNow(Exception):
+    """Raised by a handler to leave :func:`portside.asyncore.loop` at once (it propagates)."""
+
+
+_RERAISED = (ExitNow, KeyboardInterrupt, SystemExit)
+
+Map = dict[int, Any]
+
+DRIVERS: dict[int, MapDriver] = {}
+"""The driver of each map being run, by ``id(map)``."""
+
+dispatching: Any = None
+"""The dispatcher handling an event right now: its attribute changes need no touch()."""
+
+default_expt: tuple[Any, Any] = (None, None)
+"""asyncore's own handle_expt/handle_expt_event: dispatchers that keep both get no EPOLLPRI."""
+
+always_readable: set[Any] = set()
+"""``readable`` methods known to return true whatever the state (asyncore's, asynchat's):
+a dispatcher using one of them is not asked before and after each event."""
+
+
+def touch(d: Any) -> None:
+    """Tell the driver of ``d``'s map that ``d``'s predicates may have changed.
+
+    Dispatcher methods that change what ``readable()``/``writable()`` answer call this (the
+    dispatcher handling an event is re-checked after it anyway).
+    """
+    if d is not dispatching:
+        driver = DRIVERS.get(id(getattr(d, "_map", None)))
+        if driver is not None:
+            driver.touch(d)
+
+
+class _Reg:
+    """One descriptor as the poller knows it: which dispatcher, which event mask."""
+
+    __slots__ = ("always", "const_read", "dispatcher", "expt", "fd", "mask", "tls", "want")
+
+    def __init__(self, dispatcher: Any, fd: int) -> None:
+        self.dispatcher = dispatcher
+        self.fd = fd
+        self.mask = 0
+        self.always = False  # epoll refuses the descriptor (a regular file): always ready
+        cls = type(dispatcher)
+        self.expt = (cls.handle_expt, cls.handle_expt_event) != default_expt
+        self.const_read = cls.readable in always_readable
+        ssl = sys.modules.get("ssl")
+        tls = ssl is not None and isinstance(dispatcher.socket, ssl.SSLSocket)
+        self.tls = _TLS_UNCONNECTED if tls else _PLAIN
+        self.want = 0
+
+
+class MapDriver:
+    """Runs one dispatcher map on one event loop; see the module docstring for the rules."""
+
+    def __init__(self, map: Map, loop: asyncio.AbstractEventLoop) -> None:
+        self.map = map
+        self.lookup: Any = map.get  # typed Any: "lookup(fd) is d" must not narrow d
+        self.loop = loop
+        self.regs: dict[int, _Reg] = {}
+        self.dirty: dict[int, Any] = {}
+        self.always: dict[int, _Reg] = {}
+        self.watched = 0  # descriptors with a non-empty mask
+        self.timeout = 30.0
+        self.failure: BaseException | None = None
+        self.running = False  # inside loop(): stop the event loop when the map empties
+        self.iteration = _FREE  # run_once: waiting for its batch, or had it
+        self.halted = False  # attached run failed: deliver nothing more
+        self.waiter: asyncio.Future[None] | None = None  # attached to a running loop
+        self.events = 0  # events since the last sweep
+        self.sweep_cost = 0.0
+        self.next_sweep = 0.0
+        self.sweep_idle = False
+        self._in_batch = False
+        self._flush_handle: asyncio.Handle | None = None
+        self._sweep_handle: asyncio.TimerHandle | None = None
+        self.poller = new_poller()
+        loop.add_reader(self.poller.fileno(), self._on_ready)
+
+    # -- state changes reported by dispatchers --------------------------------------------
+
+    def touch(self, dispatcher: Any) -> None:
+        """``dispatcher`` may have changed: ask its predicates again before the loop waits."""
+        self.dirty[id(dispatcher)] = dispatcher
+        if not self._in_batch and self._flush_handle is None:
+            self._flush_handle = self.loop.call_soon(self.flush)
+
+    def forget(self, fd: int) -> None:
+        """``fd`` left the map (and may be closed next): stop watching it now."""
+        reg = self.regs.get(fd)
+        if reg is not None:
+            self._unregister(reg)
+        self._check_empty()
+
+    def want(self, dispatcher: Any, want: int) -> None:
+        """A TLS recv/send needs the other direction before it can make progress."""
+        reg = self.regs.get(dispatcher._fileno)
+        if reg is not None and reg.dispatcher is dispatcher:
+            reg.want = want
+            self.touch(dispatcher)
+
+    # -- keeping registrations in step with the predicates ----------------------------------
+
+    def flush(self) -> None:
+        """Re-ask the predicates of every dispatcher that changed since the last flush."""
+        handle, self._flush_handle = self._flush_handle, None
+        if handle is not None:
+            handle.cancel()
+        try:
+            dirty = self.dirty
+            while dirty:
+                self._sync(dirty.popitem()[1])
+        except BaseException as exc:
+            self._fail(exc)
+        self._check_empty()
+
+    def sweep(self) -> None:
+        """Re-ask the predicates of every dispatcher in the map."""
+        start = time.perf_counter()
+        for reg in list(self.regs.values()):
+            if self.map.get(reg.fd) is not reg.dispatcher:
+                self._unregister(reg)
+        self.dirty.clear()
+        for dispatcher in list(self.map.values()):
+            self._sync(dispatcher)
+        self.sweep_cost = time.perf_counter() - start
+
+    def _sync(self, d: Any) -> None:
+        fd: int | None = getattr(d, "_fileno", None)
+        if fd is None or self.lookup(fd) is not d:
+            return
+        reg = self.regs.get(fd)
+        if reg is None or reg.dispatcher is not d:
+            if reg is not None:
+                self._unregister(reg)
+            reg = self.regs[fd] = _Reg(d, fd)
+        if reg.tls == _TLS_UNCONNECTED and d.connected:
+            if d.socket.version() is None:
+                reg.tls, reg.want = _TLS_HANDSHAKE, WANT_WRITE
+            else:
+                reg.tls = _TLS_READY
+        if reg.tls == _TLS_HANDSHAKE:
+            mask = EPOLLIN if reg.want == WANT_READ else EPOLLOUT
+        else:
+            mask = self._mask(reg, d)
+        if mask != reg.mask:
+            self._watch(reg, mask)
+
+    @staticmethod
+    def _mask(reg: _Reg, d: Any) -> int:
+        mask = EPOLLIN if reg.const_read or d.readable() else 0
+        if not d.accepting and d.writable():
+            mask |= EPOLLOUT
+        if reg.want:
+            mask |= EPOLLIN if reg.want == WANT_READ else EPOLLOUT
+        if mask and reg.expt:
+            mask |= EPOLLPRI
+        return mask
+
+    def _watch(self, reg: _Reg, mask: int) -> None:
+        old = reg.mask
+        if not reg.always:
+            try:
+                watch(self.poller, reg.fd, old, mask)
+            except PermissionError:  # epoll cannot watch regular files; select says "ready"
+                reg.always = True
+        if reg.always:
+            if mask:
+                self.always[reg.fd] = reg
+                self.loop.call_soon(self._on_ready)
+            else:
+                self.always.pop(reg.fd, None)
+        self.watched += (mask != 0) - (old != 0)
+        reg.mask = mask
+
+    def _unregister(self, reg: _Reg) -> None:
+        if reg.mask:
+            self._watch(reg, 0)
+        if self.regs.get(reg.fd) is reg:
+            del self.regs[reg.fd]
+
+    # -- events ----------------------------------------------------------------------------
+
+    def _on_ready(self) -> None:
+        global dispatching
+        if self.iteration == _HAD_BATCH or self.halted:
+            return
+        events = self.poller.poll(0, BATCH)
+        if self.always:
+            events += [(fd, EPOLLIN | EPOLLOUT) for fd in self.always]
+        self._in_batch = True
+        regs, map = self.regs, self.lookup
+        for fd, ev in events:
+            reg = regs.get(fd)
+            if reg is None:
+                continue
+            d: Any = reg.dispatcher
+            current: Any = map(fd)
+            if current is not d:
+                self._unregister(reg)
+                if current is not None:
+                    self.dirty[id(current)] = current
+                continue
+            if reg.tls and (reg.tls == _TLS_HANDSHAKE or reg.want):
+                self._tls_event(reg)
+                continue
+            mask = reg.mask
+            try:
+                if ev & _READ_READY and mask & EPOLLIN and (reg.const_read or d.readable()):
+                    dispatching = d
+                    try:
+                        d.handle_read_event()
+                    except _RERAISED as exc:
+                        self._fail(exc)
+                    except BaseException:
+                        self._handle_error(d)
+                    if reg.tls:
+                        self._tls_pending(reg)
+                if (
+                    ev & _WRITE_READY
+                    and mask & EPOLLOUT
+                    and map(fd) is d
+                    and not d.accepting
+                    and d.writable()
+                ):
+                    dispatching = d
+                    try:
+                        d.handle_write_event()
+                    except _RERAISED as exc:
+                        self._fail(exc)
+                    except BaseException:
+                        self._handle_error(d)
+                if ev & EPOLLPRI and map(fd) is d:
+                    dispatching = d
+                    try:
+                        d.handle_expt_event()
+                    except _RERAISED as exc:
+                        self._fail(exc)
+                    except BaseException:
+                        self._handle_error(d)
+                dispatching = None
+                if map(fd) is d:
+                    if reg.tls:
+                        self.dirty[id(d)] = d
+                    else:  # _mask(), inlined: this runs once per event
+                        new = EPOLLIN if reg.const_read or d.readable() else 0
+                        if not d.accepting and d.writable():
+                            new |= EPOLLOUT
+                        if new and reg.expt:
+                            new |= EPOLLPRI
+                        if new != reg.mask:
+                            self._watch(reg, new)
+            except BaseException as exc:  # a predicate raised: it leaves loop(), as in asyncore
+                dispatching = None
+                self._fail(exc)
+            if self.failure is not None or self.halted:
+                break
+        self._in_batch = False
+        self.events += len(events)
+        if self.dirty:
+            self.flush()
+        else:
+            self._check_empty()
+        if self.iteration == _WANT_BATCH:
+            self.iteration = _HAD_BATCH
+            self.loop.stop()
+        if self.sweep_idle and self._sweep_handle is not None:
+            self._arm_sweep(busy=True)
+        if self.always:
+            self.loop.call_soon(self._on_ready)
+
+    def _handle_error(self, d: Any) -> None:
+        try:
+            d.handle_error()
+        except BaseException as exc:
+            self._fail(exc)
+
+    # -- TLS: the handshake, want-read/want-write, and plaintext buffered inside OpenSSL ----
+
+    def _tls_event(self, reg: _Reg) -> None:
+        global dispatching
+        d = reg.dispatcher
+        dispatching = d
+        try:
+            if reg.tls == _TLS_HANDSHAKE:
+                self._handshake_step(reg)
+            else:
+                reg.want = 0
+                readable, writable = d.readable(), d.writable()
+                if readable:
+                    d.handle_read_event()
+                if writable and self.lookup(reg.fd) is d:
+                    d.handle_write_event()
+                self._tls_pending(reg)
+        except _RERAISED as exc:
+            self._fail(exc)
+        except BaseException:
+            self._handle_error(d)
+        dispatching = None
+        self.touch(d)
+
+    def _handshake_step(self, reg: _Reg) -> None:
+        ssl = sys.modules["ssl"]
+        d = reg.dispatcher
+        try:
+            d.socket.do_handshake()
+        except ssl.SSLWantReadError:
+            reg.want = WANT_READ
+        except ssl.SSLWantWriteError:
+            reg.want = WANT_WRITE
+        except OSError as exc:
+            reg.want = 0
+            if exc.errno in DISCONNECTED:
+                d.handle_close()
+                return
+            raise
+        else:
+            reg.tls, reg.want = _TLS_READY, 0
+
+    def _tls_pending(self, reg: _Reg) -> None:
+        d = reg.dispatcher
+        if self.lookup(reg.fd) is d and d.socket.pending():
+            # OpenSSL holds decrypted bytes the poller cannot see: deliver another read now
+            self.loop.call_soon(self._pending_read, reg)
+
+    def _pending_read(self, reg: _Reg) -> None:
+        global dispatching
+        d = reg.dispatcher
+        if self.lookup(reg.fd) is not d or not d.readable():
+            return
+        dispatching = d
+        try:
+            d.handle_read_event()
+        except _RERAISED as exc:
+            self._fail(exc)
+        except BaseException:
+            self._handle_error(d)
+        dispatching = None
+        self._tls_pending(reg)
+        self.touch(d)
+
+    # -- ending, failing, sweeping -----------------------------------------------------------
+
+    def _fail(self, exc: BaseException) -> None:
+        if self.waiter is not None:
+            if isinstance(exc, KeyboardInterrupt | SystemExit):
+                raise exc
+            if not self.waiter.done():
+                self.waiter.set_exception(exc)
+            self.halted = True
+            return
+        if self.failure is None:
+            self.failure = exc
+        if self.running or self.iteration != _FREE:
+            self.loop.stop()
+
+    def _check_empty(self) -> None:
+        if self.map:
+            return
+        if self.waiter is not None:
+            if not self.waiter.done():
+                self.waiter.set_result(None)
+        elif self.running:
+            self.loop.stop()
+
+    def raise_failure(self) -> None:
+        """Raise what a handler or predicate let out of the last run, if anything."""
+        exc, self.failure = self.failure, None
+        if exc is not None:
+            raise exc
+
+    def arm_sweep(self, timeout: float) -> None:
+        """Start the periodic sweep; ``timeout`` is its interval while idle."""
+        self.timeout = timeout
+        self.events = 0
+        self._arm_sweep(busy=False)
+
+    def _arm_sweep(self, busy: bool) -> None:
+        if self._sweep_handle is not None:
+            self._sweep_handle.cancel()
+        idle = max(self.timeout, SWEEP_MIN_INTERVAL)
+        interval = min(idle, max(SWEEP_MIN_INTERVAL, SWEEP_BUDGET * self.sweep_cost))
+        self.sweep_idle = not busy
+        self._sweep_handle = self.loop.call_later(interval if busy else idle, self._timed_sweep)
+
+    def _timed_sweep(self) -> None:
+        self._sweep_handle = None
+        busy, self.events = self.events > 0, 0
+        try:
+            self.sweep()
+        except BaseException as exc:
+            self._fail(exc)
+            return
+        self._check_empty()
+        self._arm_sweep(busy)
+
+    def stop_sweeping(self) -> None:
+        """Cancel the periodic sweep."""
+        if self._sweep_handle is not None:
+            self._sweep_handle.cancel()
+            self._sweep_handle = None
+        self.sweep_idle = False
+
+    # -- one iteration, or until empty --------------------------------------------------------
+
+    def run_once(self, timeout: float) -> None:
+        """One asyncore iteration: wait up to ``timeout`` for readiness, dispatch one batch."""
+        self.timeout = timeout
+        now = time.monotonic()
+        if now >= self.next_sweep:
+            busy, self.events = self.events > 0, 0
+            self.sweep()
+            pause = max(SWEEP_MIN_INTERVAL, SWEEP_BUDGET * self.sweep_cost)
+            self.next_sweep = now + (pause if busy else max(timeout, pause))
+        self.flush()
+        self.raise_failure()
+        if not self.watched:
+            time.sleep(timeout)
+            return
+        self.iteration = _WANT_BATCH
+        timer = self.loop.call_later(timeout, self.loop.stop)
+        try:
+            self.loop.run_forever()
+        finally:
+            timer.cancel()
+            self.iteration = _FREE
+        self.raise_failure()
+
+    def run(self, timeout: float) -> None:
+        """Run until the map is empty (asyncore's ``loop()`` without a count)."""
+        self.sweep()
+        self.raise_failure()
+        if not self.map:
+            return
+        self.running = True
+        self.arm_sweep(timeout)
+        try:
+            self.loop.run_forever()
+        finally:
+            self.running = False
+            self.stop_sweeping()
+        self.raise_failure()
+
+    def close(self) -> None:
+        """Drop every registration, close the poller and forget this driver."""
+        self.stop_sweeping()
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+        self.dirty.clear()
+        self.regs.clear()
+        self.always.clear()
+        if not self.loop.is_closed():
+            self.loop.remove_reader(self.poller.fileno())
+        self.poller.close()
+        if DRIVERS.get(id(self.map)) is self:
+            del DRIVERS[id(self.map)]

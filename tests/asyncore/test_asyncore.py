@@ -1,0 +1,481 @@
+"""portside.asyncore over real loopback sockets, on asyncio and uvloop."""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+import time
+from typing import Any
+
+import pytest
+
+from portside import asyncore
+from portside._asyncore import driver
+
+from .conftest import Engine
+
+
+class EchoHandler(asyncore.dispatcher_with_send):
+    def handle_read(self) -> None:
+        data = self.recv(8192)
+        if data:
+            self.send(data)
+
+
+class EchoServer(asyncore.dispatcher):
+    def __init__(self, map: dict[int, Any] | None = None, backlog: int = 128) -> None:
+        super().__init__(map=map)
+        self.create_socket()
+        self.set_reuse_addr()
+        self.bind(("127.0.0.1", 0))
+        self.listen(backlog)
+        self.port = self.socket.getsockname()[1]
+
+    def handle_accepted(self, sock: socket.socket, addr: Any) -> None:
+        EchoHandler(sock, map=self._map)
+
+
+def echo_once(port: int, payload: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(payload)
+        got = b""
+        while len(got) < len(payload):
+            chunk = sock.recv(65536)
+            assert chunk, "server closed early"
+            got += chunk
+        return got
+
+
+@pytest.mark.parametrize("count", [False, True], ids=["forever", "count"])
+def test_echo_server(engine: Engine, count: bool) -> None:
+    server = EchoServer()
+    payload = os.urandom(200_000)
+    assert engine.serve(lambda: echo_once(server.port, payload), count=count) == payload
+
+
+def test_private_map_and_repr(engine: Engine) -> None:
+    private = engine.map()
+    server = EchoServer(map=private)
+    assert private == {server.socket.fileno(): server}
+    assert not asyncore.socket_map
+    assert repr(server).startswith("<tests.asyncore.test_asyncore.EchoServer listening 127.0.0.1:")
+    assert engine.serve(lambda: echo_once(server.port, b"hi"), map=private) == b"hi"
+
+
+def test_loop_count_runs_that_many_iterations(engine: Engine) -> None:
+    calls = []
+
+    class Ticker(asyncore.dispatcher):
+        def readable(self) -> bool:
+            return False
+
+        def writable(self) -> bool:
+            return True
+
+        def handle_write(self) -> None:
+            calls.append(1)
+
+    a, b = socket.socketpair()
+    try:
+        Ticker(a)
+        asyncore.loop(timeout=1, count=3)
+        assert len(calls) == 3
+        asyncore.loop(timeout=1, count=2, use_poll=True)
+        assert len(calls) == 5
+        asyncore.poll(0.1)
+        asyncore.poll2(0.1)
+        assert len(calls) == 7
+    finally:
+        b.close()
+
+
+def test_loop_with_nothing_to_watch_sleeps_timeout(engine: Engine) -> None:
+    class Idle(asyncore.dispatcher):
+        def readable(self) -> bool:
+            return False
+
+        def writable(self) -> bool:
+            return False
+
+    a, b = socket.socketpair()
+    try:
+        Idle(a)
+        start = time.monotonic()
+        asyncore.loop(timeout=0.05, count=2)
+        assert 0.09 <= time.monotonic() - start < 2
+    finally:
+        b.close()
+
+
+def test_readable_false_holds_events_back_until_it_turns_true(engine: Engine) -> None:
+    got: list[bytes] = []
+
+    class Gated(asyncore.dispatcher):
+        open_gate = False
+
+        def readable(self) -> bool:
+            return self.open_gate
+
+        def writable(self) -> bool:
+            return False
+
+        def handle_read(self) -> None:
+            got.append(self.recv(100))
+
+    a, b = socket.socketpair()
+    try:
+        gated = Gated(a)
+        b.sendall(b"data")
+        asyncore.loop(timeout=0.05, count=3)
+        assert got == []
+        gated.open_gate = True  # an attribute assignment: re-checked before the next wait
+        asyncore.loop(timeout=1, count=1)
+        assert got == [b"data"]
+    finally:
+        b.close()
+
+
+def test_predicate_on_shared_state_is_seen_by_the_sweep(engine: Engine) -> None:
+    """A predicate reading state held elsewhere (mutated in place) is picked up by a sweep."""
+    shared: list[bytes] = []
+    sent: list[bytes] = []
+
+    class Follower(asyncore.dispatcher):
+        def readable(self) -> bool:
+            return False
+
+        def writable(self) -> bool:
+            return bool(shared)
+
+        def handle_write(self) -> None:
+            sent.append(shared.pop())
+            self.send(sent[-1])
+
+    a, b = socket.socketpair()
+    try:
+        Follower(a)
+        asyncore.loop(timeout=0.05, count=2)
+        shared.append(b"late")  # in place: no dispatcher attribute changes
+        deadline = time.monotonic() + 5
+        while not sent and time.monotonic() < deadline:
+            asyncore.loop(timeout=0.05, count=1)
+        assert sent == [b"late"]
+        assert b.recv(10) == b"late"
+    finally:
+        b.close()
+
+
+def test_cross_dispatcher_change_is_seen_at_once(engine: Engine) -> None:
+    """A handler of one dispatcher fills another's buffer: the other writes in the same run."""
+    a1, b1 = socket.socketpair()
+    a2, b2 = socket.socketpair()
+
+    class Sink(asyncore.dispatcher):
+        buffer = b""
+
+        def readable(self) -> bool:
+            return False
+
+        def writable(self) -> bool:
+            return bool(self.buffer)
+
+        def handle_write(self) -> None:
+            self.buffer = self.buffer[self.send(self.buffer) :]
+
+    class Source(asyncore.dispatcher):
+        def writable(self) -> bool:
+            return False
+
+        def handle_read(self) -> None:
+            sink.buffer += self.recv(100)
+
+    sink = Sink(a2)
+    Source(a1)
+    try:
+        b1.sendall(b"relay")
+        b2.settimeout(5)
+        engine.serve(lambda: b2.recv(10) == b"relay" or pytest.fail("nothing relayed"))
+    finally:
+        b1.close()
+        b2.close()
+
+
+def test_client_connect_and_refused(engine: Engine) -> None:
+    events: list[str] = []
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    port = listener.getsockname()[1]
+
+    class Client(asyncore.dispatcher):
+        def __init__(self, port: int) -> None:
+            super().__init__()
+            self.create_socket()
+            self.connect(("127.0.0.1", port))
+
+        def handle_connect(self) -> None:
+            events.append("connect")
+
+        def handle_write(self) -> None:
+            self.send(b"x")
+            self.close()
+
+    Client(port)
+    asyncore.loop(timeout=5)
+    assert events == ["connect"]
+    listener.close()
+    free = socket.socket()
+    free.bind(("127.0.0.1", 0))
+    closed_port = free.getsockname()[1]
+    free.close()
+
+    class Refused(Client):
+        def handle_error(self) -> None:
+            events.append("error")
+            super().handle_error()
+
+    Refused(closed_port)
+    asyncore.loop(timeout=5)
+    assert events == ["connect", "error"]
+
+
+def test_handle_error_logs_and_closes(engine: Engine, capsys: pytest.CaptureFixture[str]) -> None:
+    class Broken(asyncore.dispatcher):
+        def writable(self) -> bool:
+            return False
+
+        def handle_read(self) -> None:
+            raise ZeroDivisionError("boom")
+
+    a, b = socket.socketpair()
+    try:
+        broken = Broken(a)
+        b.sendall(b"x")
+        asyncore.loop(timeout=5)
+        assert broken.socket.fileno() == -1
+        out = capsys.readouterr().out
+        assert "error: uncaptured python exception, closing channel <" in out
+        assert "(<class 'ZeroDivisionError'>:boom [" in out
+        assert "|handle_read|" in out
+    finally:
+        b.close()
+
+
+def test_exceptions_that_leave_the_loop(engine: Engine) -> None:
+    class Exiting(asyncore.dispatcher):
+        exc: BaseException = asyncore.ExitNow("bye")
+
+        def writable(self) -> bool:
+            return False
+
+        def handle_read(self) -> None:
+            raise self.exc
+
+    class BadPredicate(asyncore.dispatcher):
+        def readable(self) -> bool:
+            raise ValueError("predicate")
+
+    class BadHandleError(Exiting):
+        exc = RuntimeError("first")
+
+        def handle_error(self) -> None:
+            raise KeyError("second")
+
+    for cls, expected in ((Exiting, asyncore.ExitNow), (BadHandleError, KeyError)):
+        a, b = socket.socketpair()
+        b.sendall(b"x")
+        d = cls(a)
+        with pytest.raises(expected):
+            asyncore.loop(timeout=5)
+        d.close()
+        b.close()
+    a, b = socket.socketpair()
+    d = BadPredicate(a)
+    with pytest.raises(ValueError, match="predicate"):
+        asyncore.loop(timeout=5)
+    d.close()
+    b.close()
+
+
+def test_dispatcher_send_recv_errors(engine: Engine) -> None:
+    closed: list[str] = []
+
+    class D(asyncore.dispatcher):
+        def handle_close(self) -> None:
+            closed.append("closed")
+            self.close()
+
+    a, b = socket.socketpair()
+    d = D(a)
+    b.close()
+    assert d.recv(10) == b""
+    assert closed == ["closed"]
+    a, b = socket.socketpair()
+    d = D(a)
+    b.close()
+    assert d.send(b"x" * 1_000_000) == 0  # EPIPE: the peer is gone
+    assert closed == ["closed", "closed"]
+    d.close()
+
+
+def test_file_dispatcher_reads_a_pipe(engine: Engine) -> None:
+    got: list[bytes] = []
+    read_end, write_end = os.pipe()
+
+    class PipeReader(asyncore.file_dispatcher):
+        def writable(self) -> bool:
+            return False
+
+        def handle_read(self) -> None:
+            data = self.recv(100)
+            got.append(data)
+            if data.endswith(b"!"):
+                self.close()
+
+    PipeReader(read_end)
+    os.close(read_end)
+    os.write(write_end, b"hello!")
+    asyncore.loop(timeout=5)
+    os.close(write_end)
+    assert got == [b"hello!"]
+    wrapper = asyncore.file_wrapper(0)
+    assert wrapper.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0
+    with pytest.raises(NotImplementedError):
+        wrapper.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+    wrapper.close()
+    wrapper.close()
+
+
+def test_compact_traceback_and_close_all(engine: Engine) -> None:
+    with pytest.raises(AssertionError):
+        asyncore.compact_traceback()
+    try:
+        raise OSError("x")
+    except OSError:
+        (_file, function, line), kind, _value, info = asyncore.compact_traceback()
+    assert function == "test_compact_traceback_and_close_all" and kind is OSError
+    assert info.startswith("[") and line.isdigit()
+    pairs = [socket.socketpair() for _ in range(3)]
+    for a, _ in pairs:
+        asyncore.dispatcher(a)
+    assert len(asyncore.socket_map) == 3
+    asyncore.close_all()
+    assert asyncore.socket_map == {}
+    assert all(a.fileno() == -1 for a, _ in pairs)
+    for _, b in pairs:
+        b.close()
+
+
+def test_readwrite_flags(engine: Engine) -> None:
+    seen: list[str] = []
+
+    class Recorder(asyncore.dispatcher):
+        connected = True
+
+        def handle_read_event(self) -> None:
+            seen.append("read")
+
+        def handle_write_event(self) -> None:
+            seen.append("write")
+
+        def handle_expt_event(self) -> None:
+            seen.append("expt")
+
+        def handle_close(self) -> None:
+            seen.append("close")
+
+    r = Recorder()
+    asyncore.readwrite(r, 0x001 | 0x004 | 0x002 | 0x010)
+    assert seen == ["read", "write", "expt", "close"]
+    asyncore.read(r)
+    asyncore.write(r)
+    assert seen[-2:] == ["read", "write"]
+
+
+def test_many_concurrent_dispatchers(engine: Engine) -> None:
+    """5,000 connections at once: beyond select()'s 1,024-descriptor limit."""
+    resource = pytest.importorskip("resource")
+    wanted = 5_000
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    need = 2 * wanted + 200
+    if soft < need:
+        if hard != resource.RLIM_INFINITY and hard < need:
+            pytest.skip(f"needs {need} descriptors, the hard limit is {hard}")
+        resource.setrlimit(resource.RLIMIT_NOFILE, (need, hard))
+    server = EchoServer(backlog=4096)
+
+    def clients() -> int:
+        socks = []
+        try:
+            socks.extend(
+                socket.create_connection(("127.0.0.1", server.port), timeout=10)
+                for _ in range(wanted)
+            )
+            for i, sock in enumerate(socks):
+                sock.sendall(b"%05d" % i)
+            served = 0
+            for i, sock in enumerate(socks):
+                data = b""
+                while len(data) < 5:
+                    chunk = sock.recv(5 - len(data))
+                    assert chunk
+                    data += chunk
+                served += data == b"%05d" % i
+            return served
+        finally:
+            for sock in socks:
+                sock.close()
+
+    assert engine.serve(clients, timeout=60) == wanted
+    assert len(asyncore.socket_map) <= wanted + 1
+
+
+def test_driver_drops_stale_registrations_on_fd_reuse(engine: Engine) -> None:
+    """A dispatcher closed and its descriptor number reused at once: the new one is watched."""
+    got: list[bytes] = []
+
+    class Reader(asyncore.dispatcher):
+        def writable(self) -> bool:
+            return False
+
+        def handle_read(self) -> None:
+            got.append(self.recv(10))
+            self.close()
+
+    a, b = socket.socketpair()
+    first = Reader(a)
+    asyncore.loop(timeout=0.01, count=1)
+    fd = first.socket.fileno()
+    first.close()
+    c, d = socket.socketpair()
+    assert fd in (c.fileno(), d.fileno())
+    second = Reader(c if c.fileno() == fd else d)
+    (d if c.fileno() == fd else c).sendall(b"again")
+    asyncore.loop(timeout=5)
+    assert got == [b"again"]
+    for sock in (b, c, d):
+        sock.close()
+    assert second.socket.fileno() == -1
+    assert not driver.DRIVERS
+
+
+def test_set_reuse_addr_and_errno_names(engine: Engine) -> None:
+    d = asyncore.dispatcher()
+    d.create_socket()
+    d.set_reuse_addr()
+    assert d.socket.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR)
+    assert asyncore.EWOULDBLOCK == errno.EWOULDBLOCK
+    d.close()
+
+
+def test_loop_refuses_to_nest_in_a_running_loop(engine: Engine, run: Any) -> None:
+    a, b = socket.socketpair()
+    asyncore.dispatcher(a)
+
+    async def main() -> None:
+        with pytest.raises(RuntimeError, match="loop_async"):
+            asyncore.loop(count=1)
+
+    run(main())
+    b.close()

@@ -32,16 +32,22 @@ class Server(core_server.Server):
 
 
 async def serve_until_signalled(server: core_server.Server) -> None:
-    """Serve until SIGINT/SIGTERM: the first drains gracefully, a second aborts what is left."""
+    """Serve until SIGINT/SIGTERM: the first drains gracefully, a second aborts what is left.
+
+    The handlers are in place before the server starts, so a signal sent as soon as the
+    "listening" line appears is already a graceful stop. It also returns when the
+    application shuts the server down itself.
+    """
     loop = asyncio.get_running_loop()
-    await server.start()
-    stopping: list[asyncio.Task[None]] = []
-    with shutdown_signals(
-        loop, lambda: stopping.append(loop.create_task(server.shutdown())), server.force
-    ):
-        await server.serve_forever()
-    for task in stopping:
-        await task
+    stop = asyncio.Event()
+    with shutdown_signals(loop, stop.set, server.force):
+        await server.start()
+        signalled = loop.create_task(stop.wait())
+        serving = loop.create_task(server.serve_forever())
+        await asyncio.wait({signalled, serving}, return_when=asyncio.FIRST_COMPLETED)
+        signalled.cancel()
+        await server.shutdown()  # returns at once if the application already shut it down
+        await serving
 
 
 def serve(

@@ -6,6 +6,8 @@ import asyncio
 import os
 import socket
 import stat
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -281,3 +283,56 @@ def test_addresses_survive_stop_accepting(run: Any, tmp_path: Path) -> None:
         assert server.addresses == addresses
 
     run(main())
+
+
+SYSTEMD_CHILD = """
+import asyncio, os, sys
+from portside.core import Connection, Handlers, Server
+from portside.core.loop import run
+
+os.dup2(int(sys.argv[1]), 3)  # where systemd puts the first socket
+os.close(int(sys.argv[1]))
+os.environ.update(LISTEN_FDS="1", LISTEN_PID=str(os.getpid()))
+
+class EchoOnce(Connection):
+    def _on_data(self, data):
+        self.write(data)
+        self.close()
+
+    def _on_lost(self, exc):
+        done.set()
+
+async def main():
+    global done
+    done = asyncio.Event()
+    async with Server(Handlers(stream=EchoOnce), "systemd:0") as server:
+        print(server.addresses[0][1], flush=True)
+        await done.wait()
+
+run(main(), loop=sys.argv[2])
+"""
+
+
+def test_systemd_socket_activation(loop_kind: str) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as activated:
+        port = activated.getsockname()[1]
+        child = subprocess.Popen(
+            [sys.executable, "-c", SYSTEMD_CHILD, str(activated.fileno()), loop_kind],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            pass_fds=[activated.fileno()],
+        )
+    with child:
+        try:
+            assert child.stdout is not None
+            line = child.stdout.readline()  # the child is serving
+            assert line.strip() == str(port), child.communicate(timeout=5)[1]
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as client:
+                client.sendall(b"activated")
+                assert client.recv(100) == b"activated"
+            _, err = child.communicate(timeout=10)
+            assert child.returncode == 0, err
+        finally:
+            if child.poll() is None:
+                child.kill()

@@ -19,6 +19,7 @@ import os
 import socket
 import ssl
 import stat
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -304,6 +305,9 @@ class StreamListener:
         except OSError as exc:  # the peer reset between accept() and here (EINVAL, ECONNRESET)
             self._dropped(conn, peer, exc)
             return
+        if isinstance(peer, tuple):
+            # Clients from one address share its string: ~60 bytes less per idle connection.
+            peer = (sys.intern(peer[0]), *peer[1:])
         try:
             connection = self._make(peer)
         except Exception as exc:

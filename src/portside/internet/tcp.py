@@ -30,7 +30,6 @@ class StreamTransport(Connection):
         "__weakref__",
         "_aborted",
         "_lose_after_producer",
-        "_on_data",
         "_pull_scheduled",
         "connected",
         "disconnecting",
@@ -57,7 +56,16 @@ class StreamTransport(Connection):
     def attach(self, protocol: Any) -> None:
         """Serve ``protocol``: received bytes go straight to its ``dataReceived``."""
         self.protocol = protocol
-        self._on_data = protocol.dataReceived  # type: ignore[method-assign]
+
+    def data_received(self, data: bytes) -> None:
+        # The engine's data_received with the protocol's method called in place of _on_data:
+        # one call less per chunk, and no bound method kept per connection.
+        self.bytes_received += len(data)
+        self.active = True
+        try:
+            self.protocol.dataReceived(data)
+        except Exception as exc:
+            self._failed("handling received data", exc)
 
     # -- engine hooks ----------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import http.client
 import os
 import queue
 import re
@@ -122,7 +123,7 @@ def test_argument_errors(argv: list[str], message: str, capsys: pytest.CaptureFi
             ["serve", "--listen", "tcp:http"],
             "bad endpoint 'tcp:http': port: 'http' is not a number",
         ),
-        (["serve", "gopher"], "unknown service 'gopher' (known: echo, discard"),
+        (["serve", "gopher"], "unknown service 'gopher' (known: http, echo, discard"),
         (["serve", "echo", "--quote-file", "q"], "--quote-file is an option of qotd, not of echo"),
         (["serve", "--write-buffer-low", "100000"], "bad limits: need 0 <= write_buffer_low"),
         (["serve", "qotd", "--quote-file", "/nonexistent/q"], "cannot serve qotd: [Errno 2]"),
@@ -160,6 +161,7 @@ def test_version_and_listing(capsys: pytest.CaptureFixture[str]) -> None:
     assert capsys.readouterr().out == listing
     lines = listing.splitlines()
     assert [line.split()[0] for line in lines] == [
+        "http",
         "echo",
         "discard",
         "daytime",
@@ -168,8 +170,8 @@ def test_version_and_listing(capsys: pytest.CaptureFixture[str]) -> None:
         "smtp",
         "time",
     ]
-    assert "RFC 864  tcp+udp 127.0.0.1:7019" in lines[4]
-    assert "(options: --quote-file)" in lines[3]
+    assert "RFC 864  tcp+udp 127.0.0.1:7019" in lines[5]
+    assert "(options: --quote-file)" in lines[4]
     assert main([]) == 2
 
 
@@ -307,7 +309,7 @@ def test_serve_echo_then_sigint_exits_0(processes: list[Process]) -> None:
 
 def test_sigterm_closes_open_connections_gracefully(processes: list[Process]) -> None:
     process = Process(
-        "serve", "--loop", "asyncio", "--listen", "tcp:0:interface=127.0.0.1", "--listen",
+        "serve", "echo", "--loop", "asyncio", "--listen", "tcp:0:interface=127.0.0.1", "--listen",
         "udp:0:interface=127.0.0.1",
     )  # fmt: skip
     processes.append(process)
@@ -403,3 +405,24 @@ def test_open_file_limit_is_raised_for_max_connections(
     monkeypatch.setattr(resource, "setrlimit", lambda _which, value: calls.append(value))
     raise_open_file_limit(limits)
     assert calls == ([] if expected is None else [expected])
+
+
+@pytest.mark.parametrize("how", [["http"], []])
+def test_serve_defaults_to_the_file_server_of_a_directory(
+    processes: list[Process], tmp_path: Path, how: list[str]
+) -> None:
+    (tmp_path / "hello.txt").write_bytes(b"hello from disk\n")
+    process = Process("serve", *how, str(tmp_path), "--listen", "tcp:0:interface=127.0.0.1")
+    processes.append(process)
+    port = process.port()
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    connection.request("GET", "/hello.txt")
+    response = connection.getresponse()
+    assert (response.status, response.read()) == (200, b"hello from disk\n")
+    connection.close()
+    assert process.stop(signal.SIGINT) == 0
+
+
+def test_dir_is_only_for_http(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert main(["serve", "echo", str(tmp_path)]) == 2
+    assert "echo takes no DIR argument" in capsys.readouterr().err

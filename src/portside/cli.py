@@ -220,9 +220,15 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "service",
         nargs="?",
-        default="echo",
+        default="http",
         metavar="SERVICE",
-        help=f"one of: {', '.join(SERVICES)} (default: echo)",
+        help=f"one of: {', '.join(SERVICES)} (default: http)",
+    )
+    serve.add_argument(
+        "directory",
+        nargs="?",
+        metavar="DIR",
+        help="http: the directory to serve (default: the current directory)",
     )
     serve.add_argument(
         "--listen",
@@ -367,6 +373,8 @@ def _limits(args: argparse.Namespace) -> Limits:
 def _service_app(args: argparse.Namespace) -> tuple[Any, list[str]]:
     from portside.services import SERVICES
 
+    if args.service not in SERVICES and args.directory is None and os.path.isdir(args.service):
+        args.service, args.directory = "http", args.service  # `portside serve DIR`
     service = SERVICES.get(args.service)
     if service is None:
         raise UsageError(f"unknown service {args.service!r} (known: {', '.join(SERVICES)})")
@@ -377,6 +385,10 @@ def _service_app(args: argparse.Namespace) -> tuple[Any, list[str]]:
             flag = "--" + name.replace("_", "-")
             raise UsageError(f"{flag} is an option of {owner}, not of {service.name}")
         changes[name] = value
+    if args.directory is not None:
+        if service.name != "http":
+            raise UsageError(f"{service.name} takes no DIR argument")
+        changes["root"] = args.directory
     if changes:
         service = service.with_options(**changes)
     return service, args.listen or list(service.endpoints)

@@ -8,7 +8,8 @@ Each entry of :data:`SERVICES` is a :class:`Service`, servable as it is::
     portside.serve(services.get("chargen"), "tcp:7019")
     portside.serve(services.get("qotd").with_options(quote_file="quotes.txt"), "tcp:7017")
 
-Default endpoints are 7000 + the RFC's port, on 127.0.0.1, over TCP and UDP.
+Default endpoints are on 127.0.0.1: the file server (``http``) on 8000, the classic services on
+7000 + the RFC's port over TCP and UDP, the SMTP sink on 7025.
 """
 
 from __future__ import annotations
@@ -34,12 +35,21 @@ from portside.services.builtins import (
     TimeDatagram,
     quotes_for,
 )
+from portside.services.fileserver import FileServer, FileServerOptions
 from portside.services.registry import DEFAULT_INTERFACE, Service
 
 __all__ = ["DEFAULT_INTERFACE", "SERVICES", "Service", "get"]
 
 # Ports are 7000 + the well-known port, so they can be bound without privileges.
 _CATALOG = (
+    Service(
+        "http",
+        "serves a directory over HTTP/1.1: index.html, listings, ranges, 304s, sendfile",
+        port=8000,
+        rfc=9110,
+        make_factory=FileServer,
+        options_type=FileServerOptions,
+    ),
     Service(
         "echo",
         "sends back whatever it receives",

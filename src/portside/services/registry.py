@@ -84,7 +84,7 @@ class Service:
     def _build(self, make: Callable[..., Servable]) -> Servable:
         return make() if self.options_type is None else make(self.options)
 
-    def factory(self) -> Servable | None:
+    def factory(self) -> Any:
         """A new factory (or other servable) serving this service over streams (None: no TCP)."""
         return None if self.make_factory is None else self._build(self.make_factory)
 

@@ -201,7 +201,6 @@ class Sender:
             if sent:
                 self.sent += sent
                 conn.bytes_sent += sent
-                conn.active = True
                 self.last_progress = conn.loop.time()
         if not pieces:
             self._done(True)

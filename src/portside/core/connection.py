@@ -125,13 +125,15 @@ class ConnectionOwner:
     def sweep_idle(self) -> None:
         """One pass of the idle sweep; the owner runs it SWEEPS_PER_TIMEOUT times per timeout.
 
-        A connection with traffic since the last pass is marked quiet; one that stays quiet
-        for SWEEPS_PER_TIMEOUT passes in a row is closed (counted in ``timeouts``).
+        A connection whose byte counts moved since the last pass starts a new quiet spell; one
+        that stays quiet for SWEEPS_PER_TIMEOUT passes in a row is closed (counted in
+        ``timeouts``). Comparing counts keeps the per-chunk hot path free of bookkeeping.
         """
         expired = []
         for connection in self.live:
-            if connection.active:
-                connection.active = False
+            traffic = connection.bytes_received + connection.bytes_sent
+            if traffic != connection.swept_traffic:
+                connection.swept_traffic = traffic
                 connection.idle_sweeps = 0
             else:
                 connection.idle_sweeps += 1
@@ -174,13 +176,13 @@ class Connection(asyncio.Protocol):
         "_closed",
         "_resuming",
         "_transport_write",
-        "active",
         "bytes_received",
         "bytes_sent",
         "idle_sweeps",
         "loop",
         "owner",
         "peer",
+        "swept_traffic",
         "transport",
         "writing_paused",
     )
@@ -192,7 +194,7 @@ class Connection(asyncio.Protocol):
         self.peer = peer
         self.bytes_received = 0
         self.bytes_sent = 0
-        self.active = True
+        self.swept_traffic = -1  # the first sweep sees "new traffic" and starts the count
         self.idle_sweeps = 0
         self.writing_paused = False
         self._closed = False
@@ -217,14 +219,13 @@ class Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.bytes_received += len(data)
-        self.active = True
         try:
             self._on_data(data)
         except Exception as exc:
             self._failed("handling received data", exc)
 
     def eof_received(self) -> bool | None:
-        self.active = True
+        self.idle_sweeps = 0  # an end of input is traffic too
         try:
             return self._on_eof()
         except Exception as exc:
@@ -271,7 +272,6 @@ class Connection(asyncio.Protocol):
         if self._closed:
             return
         self.bytes_sent += len(data)
-        self.active = True
         self._transport_write(data)
 
     def writelines(self, chunks: Any) -> None:

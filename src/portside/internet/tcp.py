@@ -61,7 +61,6 @@ class StreamTransport(Connection):
         # The engine's data_received with the protocol's method called in place of _on_data:
         # one call less per chunk, and no bound method kept per connection.
         self.bytes_received += len(data)
-        self.active = True
         try:
             self.protocol.dataReceived(data)
         except Exception as exc:

@@ -1,0 +1,399 @@
+/*
+ * line_client.c - load generator for bench/socketserver (Linux, epoll, one thread).
+ * Adapted from bench/echo/echo_client.c: the message is a line (its last byte is '\n'),
+ * and a "scale" mode holds many slow connections.
+ *
+ *   line_client load HOST PORT CONNS SIZE WARMUP_S DURATION_S
+ *     Opens CONNS connections (at most MAX_CONNECTING at a time, within CONNECT_TIMEOUT_S),
+ *     then each one sends a SIZE-byte line, waits for the whole echo (checked byte for byte)
+ *     and sends the next. Counting starts WARMUP_S seconds after the connect phase and lasts
+ *     DURATION_S seconds. Prints "measuring" when counting starts, then
+ *       messages=M seconds=S conns=C connected=N errors=E min_conn=A max_conn=B served=K
+ *     where served is how many connections completed at least one echo while counting.
+ *
+ *   line_client scale HOST PORT CONNS SIZE DURATION_S PERIOD_S TIMEOUT_S
+ *     Opens CONNS connections (within SCALE_CONNECT_TIMEOUT_S); once all are up (prints
+ *     "connected N"), every connection sends
+ *     one SIZE-byte line every PERIOD_S seconds (spread evenly over the period) for
+ *     DURATION_S seconds. A request fails if the connection breaks, the echo differs, or it
+ *     takes longer than TIMEOUT_S. Prints at the end
+ *       connected=N connect_failed=F requests=R ok=O failed=X max_ms=L
+ *
+ * Exit status 0 when nothing failed, 1 otherwise, 2 on bad usage.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_CONNECTING 64
+#define CONNECT_TIMEOUT_S 30.0        /* load mode: the whole connect phase */
+#define SCALE_CONNECT_TIMEOUT_S 120.0 /* scale mode: 10,000 connects on a busy machine */
+#define MAX_EVENTS 512
+
+enum state { UNUSED, CONNECTING, IDLE, SENDING, RECEIVING, DEAD };
+
+struct conn {
+    int fd;
+    enum state state;
+    size_t sent, recvd;
+    long count;
+    double sent_at;
+};
+
+static struct conn *conns;
+static int nconns, epfd, connecting, next_to_open, connected, connect_failed;
+static size_t msg_size;
+static unsigned char *msg, *rbuf;
+static struct sockaddr_in addr;
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void die(const char *what)
+{
+    perror(what);
+    exit(1);
+}
+
+static void complain(const char *what, int err)
+{
+    static int reported;
+    if (reported++ < 3)
+        fprintf(stderr, "%s%s%s\n", what, err ? ": " : "", err ? strerror(err) : "");
+    else if (reported == 4)
+        fprintf(stderr, "(further connection errors not shown)\n");
+}
+
+static void watch(struct conn *c, int op, uint32_t events)
+{
+    struct epoll_event ev = {.events = events, .data.u32 = (uint32_t)(c - conns)};
+    if (epoll_ctl(epfd, op, c->fd, &ev) < 0)
+        die("epoll_ctl");
+}
+
+static void kill_conn(struct conn *c)
+{
+    if (c->state == DEAD)
+        return;
+    if (c->state == CONNECTING) {
+        connecting--;
+        connect_failed++;
+    }
+    close(c->fd);
+    c->state = DEAD;
+}
+
+static void open_more(void)
+{
+    int one = 1;
+    while (connecting < MAX_CONNECTING && next_to_open < nconns) {
+        struct conn *c = &conns[next_to_open++];
+        c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+        if (c->fd < 0)
+            die("socket");
+        setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        if (connect(c->fd, (const struct sockaddr *)&addr, sizeof addr) < 0 &&
+            errno != EINPROGRESS) {
+            complain("connect", errno);
+            close(c->fd);
+            c->state = DEAD;
+            connect_failed++;
+            continue;
+        }
+        c->state = CONNECTING;
+        connecting++;
+        watch(c, EPOLL_CTL_ADD, EPOLLOUT);
+    }
+}
+
+/* Send (the rest of) the line; -1 on error, 0 if it would block, 1 when all is sent. */
+static int send_rest(struct conn *c)
+{
+    while (c->sent < msg_size) {
+        ssize_t n = write(c->fd, msg + c->sent, msg_size - c->sent);
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return 0;
+        if (n < 0) {
+            complain("write", errno);
+            return -1;
+        }
+        c->sent += (size_t)n;
+    }
+    return 1;
+}
+
+static int start_send(struct conn *c, double t)
+{
+    c->sent = c->recvd = 0;
+    c->sent_at = t;
+    int r = send_rest(c);
+    if (r < 0)
+        return -1;
+    c->state = r ? RECEIVING : SENDING;
+    watch(c, EPOLL_CTL_MOD, r ? EPOLLIN : EPOLLOUT);
+    return 0;
+}
+
+/* Read what has arrived of the echo; -1 on error, 0 if incomplete, 1 when complete. */
+static int recv_some(struct conn *c)
+{
+    ssize_t n = read(c->fd, rbuf, msg_size - c->recvd);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        return 0;
+    if (n < 0) {
+        complain("read", errno);
+        return -1;
+    }
+    if (n == 0) {
+        complain("server closed a connection", 0);
+        return -1;
+    }
+    if (memcmp(rbuf, msg + c->recvd, (size_t)n) != 0) {
+        complain("echo mismatch", 0);
+        return -1;
+    }
+    c->recvd += (size_t)n;
+    return c->recvd == msg_size;
+}
+
+/* One readiness event. Returns 1 when an echo completed, -1 when the connection died. */
+static int on_event(struct conn *c, uint32_t events)
+{
+    if (c->state == CONNECTING) {
+        int err = 0;
+        socklen_t len = sizeof err;
+        if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0 || err != 0) {
+            complain("connect", err);
+            return -1;
+        }
+        connecting--;
+        connected++;
+        c->state = IDLE;
+        watch(c, EPOLL_CTL_MOD, EPOLLIN);
+        open_more();
+        return 0;
+    }
+    if (c->state == SENDING && (events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) {
+        int r = send_rest(c);
+        if (r < 0)
+            return -1;
+        if (r == 1) {
+            c->state = RECEIVING;
+            watch(c, EPOLL_CTL_MOD, EPOLLIN);
+        }
+        return 0;
+    }
+    if (c->state == RECEIVING && (events & (EPOLLIN | EPOLLERR | EPOLLHUP))) {
+        int r = recv_some(c);
+        if (r == 1)
+            c->state = IDLE;
+        return r;
+    }
+    if (c->state == IDLE && (events & (EPOLLIN | EPOLLERR | EPOLLHUP))) {
+        complain("server closed an idle connection", 0);
+        return -1;
+    }
+    return 0;
+}
+
+static int poll_events(struct epoll_event *evs, double deadline, int max_ms)
+{
+    double left = deadline - now();
+    int ms = left <= 0 ? 0 : (int)(left * 1000.0) + 1;
+    int n = epoll_wait(epfd, evs, MAX_EVENTS, ms < max_ms ? ms : max_ms);
+    if (n < 0 && errno != EINTR)
+        die("epoll_wait");
+    return n < 0 ? 0 : n;
+}
+
+static void connect_all(double timeout)
+{
+    struct epoll_event evs[MAX_EVENTS];
+    double deadline = now() + timeout;
+    open_more();
+    while ((connecting > 0 || next_to_open < nconns) && now() < deadline) {
+        int n = poll_events(evs, deadline, 100);
+        for (int i = 0; i < n; i++) {
+            struct conn *c = &conns[evs[i].data.u32];
+            if (c->state != DEAD && on_event(c, evs[i].events) < 0)
+                kill_conn(c); /* a refused connect, or the server closed one already up */
+        }
+    }
+    for (int i = 0; i < nconns; i++)
+        if (conns[i].state == CONNECTING)
+            kill_conn(&conns[i]);
+}
+
+static int run_load(double warmup, double duration)
+{
+    struct epoll_event evs[MAX_EVENTS];
+    int errors = 0;
+    connect_all(CONNECT_TIMEOUT_S);
+    for (int i = 0; i < nconns; i++)
+        if (conns[i].state == IDLE && start_send(&conns[i], now()) < 0)
+            kill_conn(&conns[i]), errors++;
+    double start = now() + warmup, end = start + duration;
+    int counting = 0;
+    for (;;) {
+        double t = now();
+        if (!counting && t >= start) {
+            counting = 1;
+            printf("measuring\n");
+        }
+        if (t >= end)
+            break;
+        int n = poll_events(evs, counting ? end : start, 100);
+        for (int i = 0; i < n; i++) {
+            struct conn *c = &conns[evs[i].data.u32];
+            if (c->state == DEAD)
+                continue;
+            int r = on_event(c, evs[i].events);
+            if (r == 1) {
+                if (counting)
+                    c->count++;
+                r = start_send(c, t) < 0 ? -1 : 0;
+            }
+            if (r < 0) {
+                kill_conn(c);
+                errors++;
+            }
+        }
+    }
+    long total = 0, lo = -1, hi = 0;
+    int served = 0;
+    for (int i = 0; i < nconns; i++) {
+        long k = conns[i].count;
+        total += k;
+        served += k > 0;
+        lo = (lo < 0 || k < lo) ? k : lo;
+        hi = k > hi ? k : hi;
+    }
+    printf("messages=%ld seconds=%.3f conns=%d connected=%d errors=%d min_conn=%ld max_conn=%ld "
+           "served=%d\n",
+           total, duration, nconns, connected, errors + connect_failed, lo, hi, served);
+    return errors == 0 && connect_failed == 0 && total > 0 ? 0 : 1;
+}
+
+static int run_scale(double duration, double period, double timeout)
+{
+    struct epoll_event evs[MAX_EVENTS];
+    long requests = 0, ok = 0, failed = 0;
+    double worst = 0;
+    connect_all(SCALE_CONNECT_TIMEOUT_S);
+    printf("connected %d\n", connected);
+    double t0 = now(), end = t0 + duration, next_check = t0;
+    long round = 0;
+    int next = 0;
+    for (;;) {
+        double t = now();
+        /* sends due: connection i is due at t0 + round*period + i*period/nconns */
+        while (t < end && t >= t0 + (double)round * period + (double)next * period / nconns) {
+            struct conn *c = &conns[next];
+            if (c->state == IDLE) {
+                requests++;
+                if (start_send(c, t) < 0)
+                    kill_conn(c), failed++;
+            }
+            if (++next == nconns) {
+                next = 0;
+                round++;
+            }
+        }
+        if (t >= next_check) { /* late echoes fail */
+            next_check = t + 0.1;
+            int busy = 0;
+            for (int i = 0; i < nconns; i++) {
+                struct conn *c = &conns[i];
+                if (c->state == SENDING || c->state == RECEIVING) {
+                    busy++;
+                    if (t - c->sent_at > timeout) {
+                        complain("echo late", 0);
+                        kill_conn(c);
+                        failed++;
+                    }
+                }
+            }
+            if (t >= end && busy == 0)
+                break;
+        }
+        int n = poll_events(evs, t + 0.01, 10);
+        for (int i = 0; i < n; i++) {
+            struct conn *c = &conns[evs[i].data.u32];
+            if (c->state == DEAD)
+                continue;
+            int r = on_event(c, evs[i].events);
+            if (r == 1) {
+                ok++;
+                double took = now() - c->sent_at;
+                worst = took > worst ? took : worst;
+            } else if (r < 0) {
+                if (c->state == SENDING || c->state == RECEIVING)
+                    failed++;
+                kill_conn(c);
+            }
+        }
+    }
+    printf("connected=%d connect_failed=%d requests=%ld ok=%ld failed=%ld max_ms=%.1f\n", connected,
+           connect_failed, requests, ok, failed, worst * 1000.0);
+    return failed == 0 && connect_failed == 0 ? 0 : 1;
+}
+
+static void usage(void)
+{
+    fprintf(stderr, "usage: line_client load HOST PORT CONNS SIZE WARMUP_S DURATION_S\n"
+                    "       line_client scale HOST PORT CONNS SIZE DURATION_S PERIOD_S "
+                    "TIMEOUT_S\n");
+    exit(2);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 8)
+        usage();
+    int load = strcmp(argv[1], "load") == 0;
+    if ((load && argc != 8) || (!load && (strcmp(argv[1], "scale") != 0 || argc != 9)))
+        usage();
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons((uint16_t)atoi(argv[3]));
+    if (inet_pton(AF_INET, argv[2], &addr.sin_addr) != 1)
+        usage();
+    nconns = atoi(argv[4]);
+    msg_size = (size_t)atol(argv[5]);
+    if (nconns <= 0 || msg_size < 2)
+        usage();
+
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    conns = calloc((size_t)nconns, sizeof *conns);
+    msg = malloc(msg_size);
+    rbuf = malloc(msg_size);
+    if (!conns || !msg || !rbuf)
+        die("malloc");
+    for (size_t i = 0; i + 1 < msg_size; i++)
+        msg[i] = (unsigned char)('a' + i % 26);
+    msg[msg_size - 1] = '\n';
+    epfd = epoll_create1(0);
+    if (epfd < 0)
+        die("epoll_create1");
+    if (load)
+        return run_load(atof(argv[6]), atof(argv[7]));
+    return run_scale(atof(argv[6]), atof(argv[7]), atof(argv[8]));
+}

@@ -107,7 +107,7 @@ class StreamChannel(Connection):
         reader = self.reader
         if reader is not None:
             self.reader = None
-            if reader.pending and waiting._getcurrent() is reader.hub:  # wake(), inlined
+            if reader.pending and waiting.getcurrent() is reader.hub:  # wake(), inlined
                 reader.pending = False
                 reader.glet.switch(True)
             else:

@@ -21,9 +21,9 @@ import socket
 from threading import get_ident
 from typing import Any
 
-from portside._socketserver import fileio
+from portside._socketserver import fileio, waiting
 from portside._socketserver.channel import StreamChannel, transport_socket
-from portside._socketserver.waiting import GreenWaiter, call_in_loop, current_greenlet
+from portside._socketserver.waiting import GreenWaiter, call_in_loop
 
 __all__ = ["ChannelSocket"]
 
@@ -141,7 +141,7 @@ class ChannelSocket:
     def _park(self) -> None:
         """Wait, without a deadline, until the channel wakes its reader (the hot path)."""
         waiter = self._waiter
-        if waiter is None or waiter.glet is not current_greenlet():
+        if waiter is None or waiter.glet is not waiting.getcurrent():
             waiter = self._waiter = GreenWaiter(self._channel.loop)
         waiter.pending = True
         channel = self._channel
@@ -161,7 +161,7 @@ class ChannelSocket:
         if remaining is not None and remaining <= 0:
             raise TimeoutError("timed out")
         waiter = self._waiter
-        if waiter is None or waiter.glet is not current_greenlet():
+        if waiter is None or waiter.glet is not waiting.getcurrent():
             waiter = self._waiter = GreenWaiter(loop)
         waiter.pending = True
         channel = self._channel

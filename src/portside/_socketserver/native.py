@@ -60,7 +60,6 @@ class RequestSocket(socket.socket):
     __slots__ = (
         "_draining",
         "_exchange_open",
-        "_in_recv",
         "bytes_received",
         "bytes_sent",
         "idle_timeout",
@@ -74,7 +73,6 @@ class RequestSocket(socket.socket):
         self.bytes_sent = 0
         self._draining = False
         self._exchange_open = False
-        self._in_recv = False
         self.idle_timeout = False
 
     def impose_idle_timeout(self, seconds: float) -> None:
@@ -99,61 +97,51 @@ class RequestSocket(socket.socket):
         return self.bytes_received + self.bytes_sent
 
     def begin_drain(self) -> None:
-        """Make reads at an exchange boundary return end-of-file; wake one blocked there."""
+        """Make reads at an exchange boundary return end-of-file; wake a handler blocked there.
+
+        ``shutdown(SHUT_RD)`` ends a read in progress, and has no effect on one that already
+        returned bytes (the handler answers them, then its next read is at the boundary).
+        """
         self._draining = True
-        if self._in_recv and not self._exchange_open and self.fileno() != -1:
+        if not self._exchange_open and self.fileno() != -1:
             _shutdown_quietly(self, socket.SHUT_RD)
 
-    def _at_boundary(self, flags: int) -> bool:
-        return self._draining and not self._exchange_open and not flags & _PEEK
-
-    def _received(self, count: int, flags: int) -> None:
-        if count and not flags & _PEEK:
-            self.bytes_received += count
-            self._exchange_open = True
+    # The overrides below are on every request's per-message path: kept flat on purpose.
 
     def recv(self, bufsize: int, flags: int = 0) -> bytes:
-        if self._at_boundary(flags):
+        if self._draining and not self._exchange_open and not flags & _PEEK:
             return b""
-        self._in_recv = True
-        try:
-            data = _recv(self, bufsize, flags)
-        finally:
-            self._in_recv = False
-        self._received(len(data), flags)
+        data = _recv(self, bufsize, flags)
+        if data and not flags & _PEEK:
+            self.bytes_received += len(data)
+            self._exchange_open = True
         return data
 
     def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
-        if self._at_boundary(flags):
+        if self._draining and not self._exchange_open and not flags & _PEEK:
             return 0
-        self._in_recv = True
-        try:
-            count = _recv_into(self, buffer, nbytes, flags)
-        finally:
-            self._in_recv = False
-        self._received(count, flags)
+        count = _recv_into(self, buffer, nbytes, flags)
+        if count and not flags & _PEEK:
+            self.bytes_received += count
+            self._exchange_open = True
         return count
 
     def recvfrom(self, bufsize: int, flags: int = 0) -> tuple[bytes, Any]:
-        if self._at_boundary(flags):
+        if self._draining and not self._exchange_open and not flags & _PEEK:
             return b"", None
-        self._in_recv = True
-        try:
-            data, address = _recvfrom(self, bufsize, flags)
-        finally:
-            self._in_recv = False
-        self._received(len(data), flags)
+        data, address = _recvfrom(self, bufsize, flags)
+        if data and not flags & _PEEK:
+            self.bytes_received += len(data)
+            self._exchange_open = True
         return data, address
 
     def recvfrom_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> tuple[int, Any]:
-        if self._at_boundary(flags):
+        if self._draining and not self._exchange_open and not flags & _PEEK:
             return 0, None
-        self._in_recv = True
-        try:
-            count, address = _recvfrom_into(self, buffer, nbytes, flags)
-        finally:
-            self._in_recv = False
-        self._received(count, flags)
+        count, address = _recvfrom_into(self, buffer, nbytes, flags)
+        if count and not flags & _PEEK:
+            self.bytes_received += count
+            self._exchange_open = True
         return count, address
 
     def send(self, data: Any, flags: int = 0) -> int:
@@ -164,7 +152,7 @@ class RequestSocket(socket.socket):
 
     def sendall(self, data: Any, flags: int = 0) -> None:
         _sendall(self, data, flags)
-        self.bytes_sent += _size(data)
+        self.bytes_sent += len(data) if type(data) is bytes else _size(data)
         self._exchange_open = False
 
     def sendto(self, data: Any, *args: Any) -> int:

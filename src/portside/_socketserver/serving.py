@@ -26,7 +26,6 @@ from typing import Any
 from portside._socketserver.channel import StreamChannel
 from portside._socketserver.greensock import ChannelSocket
 from portside._socketserver.inflight import InFlight
-from portside._socketserver.native import ServerSocket
 from portside._socketserver.pool import WorkerPool
 from portside._socketserver.waiting import spawn
 from portside.config import Limits
@@ -425,8 +424,6 @@ class _Acceptor:
     def start(self) -> None:
         if self.stream:
             self.sock.setblocking(False)  # a batch of accepts ends at EAGAIN
-        if isinstance(self.sock, ServerSocket):
-            self.sock.counters = self.runtime.counters
         self.maybe_resume()
 
     def stop(self) -> None:

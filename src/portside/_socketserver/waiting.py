@@ -21,7 +21,6 @@ from typing import Any, TypeVar
 __all__ = [
     "GreenWaiter",
     "call_in_loop",
-    "current_greenlet",
     "current_handler",
     "greenlet_module",
     "run_in_thread",
@@ -31,7 +30,8 @@ __all__ = [
 T = TypeVar("T")
 
 _HandlerGreenlet: Any = None
-_getcurrent: Any = None  # greenlet.getcurrent, once a handler greenlet class exists
+getcurrent: Any = None
+"""``greenlet.getcurrent`` once a handler greenlet exists (read on the hot paths)."""
 
 
 def greenlet_module() -> Any:
@@ -46,7 +46,7 @@ def greenlet_module() -> Any:
 
 
 def _handler_class() -> Any:
-    global _HandlerGreenlet, _getcurrent
+    global _HandlerGreenlet, getcurrent
     if _HandlerGreenlet is None:
         greenlet = greenlet_module()
 
@@ -57,21 +57,16 @@ def _handler_class() -> Any:
                 super().__init__(run, hub)
                 self.loop = loop
 
-        _getcurrent = greenlet.getcurrent
+        getcurrent = greenlet.getcurrent
         _HandlerGreenlet = HandlerGreenlet
     return _HandlerGreenlet
 
 
-def current_greenlet() -> Any:
-    """The greenlet running now (None before any handler greenlet was made)."""
-    return None if _getcurrent is None else _getcurrent()
-
-
 def current_handler() -> Any:
     """The handler greenlet running now, or None (a thread, or the loop's own greenlet)."""
-    if _getcurrent is None:
+    if getcurrent is None:
         return None
-    current = _getcurrent()
+    current = getcurrent()
     return current if isinstance(current, _HandlerGreenlet) else None
 
 
@@ -82,7 +77,7 @@ def spawn(loop: asyncio.AbstractEventLoop, fn: Callable[..., object], *args: Any
     from another handler greenlet, it starts on the next loop iteration.
     """
     handler_class = _handler_class()
-    current = _getcurrent()
+    current = getcurrent()
     here = current if isinstance(current, handler_class) else None
     hub = current if here is None else here.parent
     glet = handler_class(fn, hub, loop)
@@ -128,7 +123,7 @@ class GreenWaiter:
         if not self.pending:
             return
         self.pending = False
-        if _getcurrent() is self.hub:
+        if getcurrent() is self.hub:
             self.glet.switch(True)
         else:
             self.loop.call_soon(self.glet.switch, True)

@@ -1,19 +1,30 @@
 /*
- * echo_client.c - load generator for bench/echo (Linux, epoll, one thread).
+ * echo_client.c - the load generator of bench/echo, bench/asyncore and bench/socketserver
+ * (Linux, epoll, one thread). The message is SIZE bytes of letters; with ECHO_CLIENT_LINE=1
+ * in the environment its last byte is '\n', for line echo servers.
  *
  *   echo_client load HOST PORT CONNS SIZE WARMUP_S DURATION_S
- *     Opens CONNS connections (at most MAX_CONNECTING at a time), then each one
- *     sends SIZE bytes, waits for the whole echo (checked byte for byte) and sends
- *     again. Counting starts WARMUP_S seconds after all connections are up and lasts
- *     DURATION_S seconds. Prints "measuring" when counting starts, then at the end
- *       messages=M seconds=S conns=C errors=E min_conn=A max_conn=B
+ *     Opens CONNS connections (at most MAX_CONNECTING at a time, within CONNECT_TIMEOUT_S),
+ *     then each one sends the message, waits for the whole echo (checked byte for byte) and
+ *     sends the next. Counting starts WARMUP_S seconds after the connect phase and lasts
+ *     DURATION_S seconds. Prints "measuring" when counting starts, then
+ *       messages=M seconds=S conns=C connected=N errors=E min_conn=A max_conn=B served=K
+ *     where served is how many connections completed at least one echo while counting.
  *
  *   echo_client idle HOST PORT CONNS SIZE MAX_HOLD_S
- *     Opens CONNS connections, does one SIZE-byte echo round trip on each, prints
+ *     Opens CONNS connections and does one echo on each (a connection counts as pending
+ *     until its echo is back), prints
  *       ready=R wanted=N failed=F
  *     then holds them open until stdin is closed (or MAX_HOLD_S passes) and exits.
  *
- * Exit status 0 when every connection worked, 1 otherwise, 2 on bad usage.
+ *   echo_client scale HOST PORT CONNS SIZE DURATION_S PERIOD_S TIMEOUT_S
+ *     Opens CONNS connections (within SCALE_CONNECT_TIMEOUT_S); once all are up (prints
+ *     "connected N"), every connection sends one message every PERIOD_S seconds (spread
+ *     evenly over the period) for DURATION_S seconds. A request fails if the connection
+ *     breaks, the echo differs, or it takes longer than TIMEOUT_S. Prints at the end
+ *       connected=N connect_failed=F requests=R ok=O failed=X max_ms=L
+ *
+ * Exit status 0 when nothing failed, 1 otherwise, 2 on bad usage.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -29,24 +40,29 @@
 #include <time.h>
 #include <unistd.h>
 
-#define MAX_CONNECTING 64     /* in-flight handshakes: keep below the servers' backlog */
-#define CONNECT_TIMEOUT_S 30.0 /* the whole connect phase must finish within this */
-#define MAX_EVENTS 256
+#define MAX_CONNECTING 64             /* in-flight handshakes: keep below the servers' backlog */
+#define CONNECT_TIMEOUT_S 30.0        /* load and idle modes: the whole connect phase */
+#define SCALE_CONNECT_TIMEOUT_S 120.0 /* scale mode: 10,000 connects on a busy machine */
+#define MAX_EVENTS 512
 #define STDIN_TAG UINT32_MAX
 
-enum state { UNUSED, CONNECTING, SENDING, RECEIVING, IDLE, DEAD };
+enum state { UNUSED, CONNECTING, IDLE, SENDING, RECEIVING, DEAD };
 
 struct conn {
     int fd;
     enum state state;
     size_t sent, recvd;
-    long count; /* messages completed inside the measured window */
+    int pending; /* holds one of the MAX_CONNECTING slots */
+    long count;  /* echoes completed (inside the measured window, in load mode) */
+    double sent_at;
 };
 
 static struct conn *conns;
-static int nconns, epfd;
+static int nconns, epfd, connecting, next_to_open, connected, connect_failed;
+static int echo_first; /* idle mode: a connection holds its slot until its first echo */
 static size_t msg_size;
 static unsigned char *msg, *rbuf;
+static struct sockaddr_in addr;
 
 static double now(void)
 {
@@ -78,35 +94,54 @@ static void watch(struct conn *c, int op, uint32_t events)
         die("epoll_ctl");
 }
 
-static void kill_conn(struct conn *c, int *failed)
+static void open_more(void);
+
+/* Gives back a connection's slot so that the next connection can be opened. */
+static void release(struct conn *c)
+{
+    c->pending = 0;
+    connecting--;
+    open_more();
+}
+
+static void kill_conn(struct conn *c)
 {
     if (c->state == DEAD)
         return;
     close(c->fd);
     c->state = DEAD;
-    (*failed)++;
+    if (c->pending) {
+        connect_failed++;
+        release(c);
+    }
 }
 
-static int open_conn(struct conn *c, const struct sockaddr_in *addr)
+/* Starts connecting until MAX_CONNECTING connections are pending or all are opened. */
+static void open_more(void)
 {
     int one = 1;
-    c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
-    if (c->fd < 0)
-        die("socket");
-    setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    if (connect(c->fd, (const struct sockaddr *)addr, sizeof *addr) < 0 && errno != EINPROGRESS) {
-        complain("connect", errno);
-        close(c->fd);
-        c->state = DEAD;
-        return -1;
+    while (connecting < MAX_CONNECTING && next_to_open < nconns) {
+        struct conn *c = &conns[next_to_open++];
+        c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+        if (c->fd < 0)
+            die("socket");
+        setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        if (connect(c->fd, (const struct sockaddr *)&addr, sizeof addr) < 0 &&
+            errno != EINPROGRESS) {
+            complain("connect", errno);
+            close(c->fd);
+            c->state = DEAD;
+            connect_failed++;
+            continue;
+        }
+        c->state = CONNECTING;
+        c->pending = 1;
+        connecting++;
+        watch(c, EPOLL_CTL_ADD, EPOLLOUT);
     }
-    c->state = CONNECTING;
-    c->sent = c->recvd = 0;
-    watch(c, EPOLL_CTL_ADD, EPOLLOUT);
-    return 0;
 }
 
-/* Write the rest of the message; returns -1 on error, 0 if it would block, 1 when done. */
+/* Send (the rest of) the message; -1 on error, 0 if it would block, 1 when all is sent. */
 static int send_rest(struct conn *c)
 {
     while (c->sent < msg_size) {
@@ -122,26 +157,19 @@ static int send_rest(struct conn *c)
     return 1;
 }
 
-/* Start (or continue) sending; switches epoll interest as needed. Returns -1 on error. */
-static int pump_send(struct conn *c)
+static int start_send(struct conn *c, double t)
 {
+    c->sent = c->recvd = 0;
+    c->sent_at = t;
     int r = send_rest(c);
     if (r < 0)
         return -1;
-    if (r == 0 && c->state != SENDING) {
-        c->state = SENDING;
-        watch(c, EPOLL_CTL_MOD, EPOLLOUT);
-    } else if (r == 1) {
-        int was_sending = c->state == SENDING || c->state == CONNECTING;
-        c->state = RECEIVING;
-        c->recvd = 0;
-        if (was_sending)
-            watch(c, EPOLL_CTL_MOD, EPOLLIN);
-    }
+    c->state = r ? RECEIVING : SENDING;
+    watch(c, EPOLL_CTL_MOD, r ? EPOLLIN : EPOLLOUT);
     return 0;
 }
 
-/* Read what has arrived of the echo; returns -1 on error, 0 if incomplete, 1 when complete. */
+/* Read what has arrived of the echo; -1 on error, 0 if incomplete, 1 when complete. */
 static int recv_some(struct conn *c)
 {
     ssize_t n = read(c->fd, rbuf, msg_size - c->recvd);
@@ -163,126 +191,229 @@ static int recv_some(struct conn *c)
     return c->recvd == msg_size;
 }
 
-static int connect_done(struct conn *c)
+/* One readiness event. Returns 1 when an echo completed, -1 when the connection died. */
+static int on_event(struct conn *c, uint32_t events)
 {
-    int err = 0;
-    socklen_t len = sizeof err;
-    if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0 || err != 0) {
-        complain("connect", err);
+    if (c->state == CONNECTING) {
+        int err = 0;
+        socklen_t len = sizeof err;
+        if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0 || err != 0) {
+            complain("connect", err);
+            return -1;
+        }
+        connected++;
+        c->state = IDLE;
+        if (echo_first)
+            return start_send(c, now());
+        watch(c, EPOLL_CTL_MOD, EPOLLIN);
+        release(c);
+        return 0;
+    }
+    if (c->state == SENDING && (events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) {
+        int r = send_rest(c);
+        if (r < 0)
+            return -1;
+        if (r == 1) {
+            c->state = RECEIVING;
+            watch(c, EPOLL_CTL_MOD, EPOLLIN);
+        }
+        return 0;
+    }
+    if (c->state == RECEIVING && (events & (EPOLLIN | EPOLLERR | EPOLLHUP))) {
+        int r = recv_some(c);
+        if (r == 1) {
+            c->state = IDLE;
+            if (c->pending)
+                release(c);
+        }
+        return r;
+    }
+    if (c->state == IDLE && (events & (EPOLLIN | EPOLLERR | EPOLLHUP))) {
+        complain("server closed an idle connection", 0);
         return -1;
     }
-    c->sent = 0;
-    return pump_send(c);
+    return 0;
 }
 
-/* Progress of opening the connections: at most MAX_CONNECTING pending at a time. */
-struct phase {
-    const struct sockaddr_in *addr;
-    int idle_mode;
-    int next_to_open, connecting, ready, failed;
-};
-
-static void open_more(struct phase *p)
+static int poll_events(struct epoll_event *evs, double deadline, int max_ms)
 {
-    while (p->connecting < MAX_CONNECTING && p->next_to_open < nconns) {
-        struct conn *c = &conns[p->next_to_open++];
-        if (open_conn(c, p->addr) < 0)
-            p->failed++;
-        else
-            p->connecting++;
-    }
+    double left = deadline - now();
+    int ms = left <= 0 ? 0 : (int)(left * 1000.0) + 1;
+    int n = epoll_wait(epfd, evs, MAX_EVENTS, ms < max_ms ? ms : max_ms);
+    if (n < 0 && errno != EINTR)
+        die("epoll_wait");
+    return n < 0 ? 0 : n;
 }
 
-/* Settles a connection that has finished connecting (load) or its first echo (idle). */
-static void settle(struct phase *p)
-{
-    p->connecting--;
-    p->ready++;
-    open_more(p);
-}
-
-static void handle(struct phase *p, struct conn *c, uint32_t events, int counting)
-{
-    int was_pending = p->idle_mode ? c->state != IDLE : c->state == CONNECTING;
-    int bad = 0;
-
-    if (c->state == DEAD)
-        return;
-    if (c->state == CONNECTING) {
-        bad = connect_done(c) < 0;
-        if (!bad && !p->idle_mode)
-            settle(p);
-    } else if (c->state == SENDING && (events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) {
-        bad = pump_send(c) < 0;
-    } else if (c->state == RECEIVING && (events & (EPOLLIN | EPOLLERR | EPOLLHUP))) {
-        int r = recv_some(c);
-        bad = r < 0;
-        if (r == 1 && p->idle_mode) {
-            c->state = IDLE;
-            settle(p);
-        } else if (r == 1) {
-            if (counting)
-                c->count++;
-            c->sent = 0;
-            bad = pump_send(c) < 0;
-        }
-    } else if (c->state == IDLE) {
-        complain("server closed an idle connection", 0);
-        bad = 1;
-    }
-    if (bad) {
-        kill_conn(c, &p->failed);
-        if (was_pending) {
-            p->connecting--;
-            open_more(p);
-        }
-    }
-}
-
-/*
- * Drive every connection until `deadline`. In load mode a finished echo is counted
- * (when `counting`) and the next message sent; in idle mode it parks the connection.
- * `stop_when_ready` ends the loop once no connection is pending any more; `watch_stdin`
- * ends it when stdin becomes readable or closed.
- */
-static void run_until(struct phase *p, double deadline, int stop_when_ready, int counting,
-                      int watch_stdin)
+static void connect_all(double timeout)
 {
     struct epoll_event evs[MAX_EVENTS];
-    for (;;) {
-        double t = now();
-        if (t >= deadline)
-            return;
-        if (stop_when_ready && p->connecting == 0 && p->next_to_open >= nconns)
-            return;
-        int ms = (int)((deadline - t) * 1000.0) + 1;
-        int n = epoll_wait(epfd, evs, MAX_EVENTS, ms < 100 ? ms : 100);
-        if (n < 0 && errno != EINTR)
-            die("epoll_wait");
+    double deadline = now() + timeout;
+    open_more();
+    while ((connecting > 0 || next_to_open < nconns) && now() < deadline) {
+        int n = poll_events(evs, deadline, 100);
         for (int i = 0; i < n; i++) {
-            if (evs[i].data.u32 == STDIN_TAG) {
-                if (watch_stdin)
-                    return;
-                continue;
-            }
-            handle(p, &conns[evs[i].data.u32], evs[i].events, counting);
+            struct conn *c = &conns[evs[i].data.u32];
+            if (c->state != DEAD && on_event(c, evs[i].events) < 0)
+                kill_conn(c); /* a refused connect, or the server closed one already up */
         }
     }
+    for (int i = 0; i < nconns; i++)
+        if (conns[i].pending)
+            kill_conn(&conns[i]);
 }
 
-static void raise_nofile(void)
+static int run_load(double warmup, double duration)
 {
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max;
-        setrlimit(RLIMIT_NOFILE, &rl);
+    struct epoll_event evs[MAX_EVENTS];
+    int errors = 0;
+    connect_all(CONNECT_TIMEOUT_S);
+    for (int i = 0; i < nconns; i++)
+        if (conns[i].state == IDLE && start_send(&conns[i], now()) < 0)
+            kill_conn(&conns[i]), errors++;
+    double start = now() + warmup, end = start + duration;
+    int counting = 0;
+    double t;
+    for (;;) {
+        t = now();
+        if (!counting && t >= start) {
+            counting = 1;
+            start = t;
+            printf("measuring\n"); /* lets the caller sample CPU counters for the window */
+        }
+        if (t >= end)
+            break;
+        int n = poll_events(evs, counting ? end : start, 100);
+        for (int i = 0; i < n; i++) {
+            struct conn *c = &conns[evs[i].data.u32];
+            if (c->state == DEAD)
+                continue;
+            int r = on_event(c, evs[i].events);
+            if (r == 1) {
+                if (counting)
+                    c->count++;
+                r = start_send(c, t) < 0 ? -1 : 0;
+            }
+            if (r < 0) {
+                kill_conn(c);
+                errors++;
+            }
+        }
     }
+    long total = 0, lo = -1, hi = 0;
+    int served = 0;
+    for (int i = 0; i < nconns; i++) {
+        long k = conns[i].count;
+        total += k;
+        served += k > 0;
+        lo = (lo < 0 || k < lo) ? k : lo;
+        hi = k > hi ? k : hi;
+    }
+    printf("messages=%ld seconds=%.3f conns=%d connected=%d errors=%d min_conn=%ld max_conn=%ld "
+           "served=%d\n",
+           total, t - start, nconns, connected, errors + connect_failed, lo, hi, served);
+    return errors == 0 && connect_failed == 0 && total > 0 ? 0 : 1;
+}
+
+static int run_idle(double hold)
+{
+    struct epoll_event evs[MAX_EVENTS];
+    int ready = 0;
+    echo_first = 1;
+    connect_all(CONNECT_TIMEOUT_S);
+    for (int i = 0; i < nconns; i++)
+        ready += conns[i].state == IDLE;
+    printf("ready=%d wanted=%d failed=%d\n", ready, nconns, nconns - ready);
+    /* stdin must be a pipe or terminal to end the hold early; otherwise hold the full time */
+    struct epoll_event ev = {.events = EPOLLIN, .data.u32 = STDIN_TAG};
+    int have_stdin = epoll_ctl(epfd, EPOLL_CTL_ADD, 0, &ev) == 0;
+    double end = now() + hold;
+    while (now() < end) {
+        int n = poll_events(evs, end, 100);
+        for (int i = 0; i < n; i++) {
+            if (evs[i].data.u32 == STDIN_TAG) {
+                if (have_stdin)
+                    return ready == nconns ? 0 : 1;
+                continue;
+            }
+            struct conn *c = &conns[evs[i].data.u32];
+            if (c->state != DEAD && on_event(c, evs[i].events) < 0)
+                kill_conn(c);
+        }
+    }
+    return ready == nconns ? 0 : 1;
+}
+
+static int run_scale(double duration, double period, double timeout)
+{
+    struct epoll_event evs[MAX_EVENTS];
+    long requests = 0, ok = 0, failed = 0;
+    double worst = 0;
+    connect_all(SCALE_CONNECT_TIMEOUT_S);
+    printf("connected %d\n", connected);
+    double t0 = now(), end = t0 + duration, next_check = t0;
+    long round = 0;
+    int next = 0;
+    for (;;) {
+        double t = now();
+        /* sends due: connection i is due at t0 + round*period + i*period/nconns */
+        while (t < end && t >= t0 + (double)round * period + (double)next * period / nconns) {
+            struct conn *c = &conns[next];
+            if (c->state == IDLE) {
+                requests++;
+                if (start_send(c, t) < 0)
+                    kill_conn(c), failed++;
+            }
+            if (++next == nconns) {
+                next = 0;
+                round++;
+            }
+        }
+        if (t >= next_check) { /* late echoes fail */
+            next_check = t + 0.1;
+            int busy = 0;
+            for (int i = 0; i < nconns; i++) {
+                struct conn *c = &conns[i];
+                if (c->state == SENDING || c->state == RECEIVING) {
+                    busy++;
+                    if (t - c->sent_at > timeout) {
+                        complain("echo late", 0);
+                        kill_conn(c);
+                        failed++;
+                    }
+                }
+            }
+            if (t >= end && busy == 0)
+                break;
+        }
+        int n = poll_events(evs, t + 0.01, 10);
+        for (int i = 0; i < n; i++) {
+            struct conn *c = &conns[evs[i].data.u32];
+            if (c->state == DEAD)
+                continue;
+            int r = on_event(c, evs[i].events);
+            if (r == 1) {
+                ok++;
+                double took = now() - c->sent_at;
+                worst = took > worst ? took : worst;
+            } else if (r < 0) {
+                if (c->state == SENDING || c->state == RECEIVING)
+                    failed++;
+                kill_conn(c);
+            }
+        }
+    }
+    printf("connected=%d connect_failed=%d requests=%ld ok=%ld failed=%ld max_ms=%.1f\n", connected,
+           connect_failed, requests, ok, failed, worst * 1000.0);
+    return failed == 0 && connect_failed == 0 ? 0 : 1;
 }
 
 static void usage(void)
 {
     fprintf(stderr, "usage: echo_client load HOST PORT CONNS SIZE WARMUP_S DURATION_S\n"
-                    "       echo_client idle HOST PORT CONNS SIZE MAX_HOLD_S\n");
+                    "       echo_client idle HOST PORT CONNS SIZE MAX_HOLD_S\n"
+                    "       echo_client scale HOST PORT CONNS SIZE DURATION_S PERIOD_S TIMEOUT_S\n"
+                    "(ECHO_CLIENT_LINE=1: the message ends in a newline)\n");
     exit(2);
 }
 
@@ -290,11 +421,13 @@ int main(int argc, char **argv)
 {
     if (argc < 7)
         usage();
-    int load = strcmp(argv[1], "load") == 0;
-    if ((load && argc != 8) || (!load && (strcmp(argv[1], "idle") != 0 || argc != 7)))
+    const char *mode = argv[1];
+    int want = strcmp(mode, "load") == 0 ? 8 : strcmp(mode, "idle") == 0 ? 7
+             : strcmp(mode, "scale") == 0 ? 9 : 0;
+    if (argc != want)
         usage();
-
-    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(argv[3]))};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons((uint16_t)atoi(argv[3]));
     if (inet_pton(AF_INET, argv[2], &addr.sin_addr) != 1)
         usage();
     nconns = atoi(argv[4]);
@@ -302,7 +435,11 @@ int main(int argc, char **argv)
     if (nconns <= 0 || msg_size == 0)
         usage();
 
-    raise_nofile();
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
     setvbuf(stdout, NULL, _IOLBF, 0);
     conns = calloc((size_t)nconns, sizeof *conns);
     msg = malloc(msg_size);
@@ -311,44 +448,16 @@ int main(int argc, char **argv)
         die("malloc");
     for (size_t i = 0; i < msg_size; i++)
         msg[i] = (unsigned char)('a' + i % 26);
+    const char *line = getenv("ECHO_CLIENT_LINE");
+    if (line && *line && strcmp(line, "0") != 0)
+        msg[msg_size - 1] = '\n';
     epfd = epoll_create1(0);
     if (epfd < 0)
         die("epoll_create1");
 
-    struct phase p = {.addr = &addr, .idle_mode = !load};
-    open_more(&p);
-
-    if (load) {
-        double warmup = atof(argv[6]), duration = atof(argv[7]);
-        run_until(&p, now() + CONNECT_TIMEOUT_S, 1, 0, 0);
-        if (p.connecting > 0 || p.failed > 0) {
-            fprintf(stderr, "connect phase: %d up, %d failed, %d pending\n", p.ready, p.failed,
-                    p.connecting);
-            return 1;
-        }
-        run_until(&p, now() + warmup, 0, 0, 0);
-        printf("measuring\n"); /* lets the caller sample CPU counters for the window */
-        double start = now();
-        run_until(&p, start + duration, 0, 1, 0);
-        double seconds = now() - start;
-        long total = 0, lo = -1, hi = 0;
-        for (int i = 0; i < nconns; i++) {
-            long k = conns[i].count;
-            total += k;
-            lo = (lo < 0 || k < lo) ? k : lo;
-            hi = k > hi ? k : hi;
-        }
-        printf("messages=%ld seconds=%.3f conns=%d errors=%d min_conn=%ld max_conn=%ld\n",
-               total, seconds, nconns, p.failed, lo, hi);
-        return p.failed == 0 && total > 0 ? 0 : 1;
-    }
-
-    double hold = atof(argv[6]);
-    run_until(&p, now() + CONNECT_TIMEOUT_S, 1, 0, 0);
-    printf("ready=%d wanted=%d failed=%d\n", p.ready, nconns, p.failed);
-    /* stdin must be a pipe or terminal to end the hold early; otherwise hold the full time */
-    struct epoll_event ev = {.events = EPOLLIN, .data.u32 = STDIN_TAG};
-    int have_stdin = epoll_ctl(epfd, EPOLL_CTL_ADD, 0, &ev) == 0;
-    run_until(&p, now() + hold, 0, 0, have_stdin);
-    return p.ready == nconns && p.failed == 0 ? 0 : 1;
+    if (want == 8)
+        return run_load(atof(argv[6]), atof(argv[7]));
+    if (want == 7)
+        return run_idle(atof(argv[6]));
+    return run_scale(atof(argv[6]), atof(argv[7]), atof(argv[8]));
 }

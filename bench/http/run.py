@@ -179,8 +179,9 @@ def wrk(port: int, size: str, duration: float, connections: int) -> dict[str, fl
     try:
         requests = float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1])  # type: ignore[index]
         count = int(re.search(r"(\d+) requests in", out)[1])  # type: ignore[index]
-        p50 = _ms(re.search(r"50%\s+(\S+)", out)[1])  # type: ignore[index]
-        p99 = _ms(re.search(r"99%\s+(\S+)", out)[1])  # type: ignore[index]
+        # anchored: a "+/- Stdev" column such as "62.50%" must not pass for the 50th percentile
+        p50 = _ms(re.search(r"(?m)^\s+50%\s+(\S+)", out)[1])  # type: ignore[index]
+        p99 = _ms(re.search(r"(?m)^\s+99%\s+(\S+)", out)[1])  # type: ignore[index]
     except TypeError:
         raise BenchError(f"cannot read wrk's output:\n{out}") from None
     errors = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", out))

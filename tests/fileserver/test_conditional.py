@@ -8,6 +8,7 @@ from portside._fileserver.conditional import (
     MAX_RANGES,
     UNSATISFIABLE,
     accepted_codings,
+    coding_quality,
     evaluate,
     if_range,
     ranges,
@@ -100,11 +101,28 @@ def test_if_range() -> None:
 
 
 def test_accepted_codings() -> None:
-    assert accepted_codings(b"gzip, deflate, br") == {b"gzip", b"deflate", b"br"}
-    assert accepted_codings(b"br;q=0, GZIP;q=0.5") == {b"gzip"}
-    assert accepted_codings(b"*;q=0.1, gzip;q=0") == {b"*"}
-    assert accepted_codings(b"gzip;q=abc, ,, br") == {b"br"}
-    assert accepted_codings(b"") == frozenset()
+    assert accepted_codings(b"gzip, deflate, br") == {b"gzip": 1.0, b"deflate": 1.0, b"br": 1.0}
+    assert accepted_codings(b"br;q=0, GZIP;q=0.5") == {b"br": 0.0, b"gzip": 0.5}
+    assert accepted_codings(b"*;q=0.1, gzip;q=0") == {b"*": 0.1, b"gzip": 0.0}
+    assert accepted_codings(b"gzip;q=abc, ,, br, x;q=2") == {b"br": 1.0}
+    assert accepted_codings(b"x-gzip;q=0.3, gzip;q=0.2") == {b"gzip": 0.3}
+    assert accepted_codings(b"") == {}
+
+
+@pytest.mark.parametrize(
+    ("field", "gzip", "br"),
+    [
+        (b"*", 1.0, 1.0),  # RFC 9110 12.5.3: "*" matches any coding not listed
+        (b"*;q=0.5, br;q=0", 0.5, 0.0),  # ...but a listed q=0 excludes that one
+        (b"gzip;q=0, *", 0.0, 1.0),
+        (b"*;q=0", 0.0, 0.0),
+        (b"identity", 0.0, 0.0),  # not listed, no "*": not acceptable
+        (b"", 0.0, 0.0),
+    ],
+)
+def test_coding_quality(field: bytes, gzip: float, br: float) -> None:
+    accepted = accepted_codings(field)
+    assert (coding_quality(accepted, b"gzip"), coding_quality(accepted, b"br")) == (gzip, br)
 
 
 def test_http_dates() -> None:

@@ -6,6 +6,7 @@ import asyncio
 import gzip
 import http.client
 import shutil
+import threading
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any
 
 import pytest
 
+import portside._fileserver.site as site_module
 from tests.conftest import Run, TLSFiles
 from tests.fileserver.helpers import MEDIUM, SMALL, exchange, port_of, serving, status_of
 
@@ -77,6 +79,73 @@ def test_large_file_both_ways(run: Run, tree: Path, sendfile: bool) -> None:
     run(main())
 
 
+def test_accept_encoding_star_over_http_client(run: Run, tree: Path) -> None:
+    """RFC 9110 12.5.3 on the wire: ``*`` picks a sibling, unless the coding is refused."""
+    text = b"compress me " * 1000
+    (tree / "text.txt").write_bytes(text)
+    (tree / "text.txt.gz").write_bytes(gzip.compress(text))
+
+    def get(accept: str) -> tuple[str | None, str | None, bytes]:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        try:
+            conn.request("GET", "/text.txt", headers={"Accept-Encoding": accept})
+            response = conn.getresponse()
+            body = response.read()
+            return response.getheader("content-encoding"), response.getheader("vary"), body
+        finally:
+            conn.close()
+
+    async def main() -> None:
+        nonlocal port
+        async with serving(tree) as server:
+            port = port_of(server)
+            coding, vary, body = await asyncio.to_thread(get, "*")
+            assert (coding, vary) == ("gzip", "accept-encoding") and gzip.decompress(body) == text
+            coding, vary, body = await asyncio.to_thread(get, "gzip;q=0, *")
+            assert (coding, vary, body) == (None, "accept-encoding", text)
+            coding, _, body = await asyncio.to_thread(get, "*;q=0")
+            assert (coding, body) == (None, text)
+
+    port = 0
+    run(main())
+
+
+def test_big_listing_does_not_block_others(
+    run: Run, tree: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A listing is built in a thread: others are served while it is (held) in progress."""
+    many = tree / "many"
+    many.mkdir()
+    for i in range(2000):
+        (many / f"file-{i:04d}.txt").write_bytes(b"")
+    gate = threading.Event()
+    real_scan = site_module.scan
+
+    def held_scan(*args: Any) -> Any:
+        gate.wait(5)  # on the event loop's thread this would stall every client for 5 s
+        return real_scan(*args)
+
+    monkeypatch.setattr(site_module, "scan", held_scan)
+    close = b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+
+    async def main() -> None:
+        async with serving(tree) as server:
+            port = port_of(server)
+            listing = asyncio.create_task(exchange(port, b"GET /many/" + close))
+            small = await exchange(port, b"GET /small.txt" + close)
+            assert status_of(small) == 200 and small.endswith(SMALL)
+            assert not listing.done()
+            gate.set()
+            page = await listing
+            assert status_of(page) == 200
+            assert page.count(b"file-") == 2 * 2000  # each name: link and label
+
+    try:
+        run(main())
+    finally:
+        gate.set()
+
+
 def test_urllib(run: Run, tree: Path) -> None:
     async def main() -> None:
         async with serving(tree) as server:
@@ -136,9 +205,33 @@ def test_pipelined_requests_answered_in_order(run: Run, tree: Path) -> None:
                 port_of(server),
                 requests + b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
             )
-            positions = [data.find(MEDIUM), data.find(SMALL), data.rfind(MEDIUM), data.find(b"404")]
+            positions = [
+                data.find(MEDIUM),
+                data.find(SMALL),
+                data.rfind(MEDIUM),
+                data.find(b"HTTP/1.1 404"),
+            ]
             assert positions == sorted(positions) and -1 not in positions
             assert data.count(b"HTTP/1.1 ") == 5
+
+    run(main())
+
+
+def test_pipelined_requests_wait_for_a_listing(run: Run, tree: Path) -> None:
+    """A listing built in a thread keeps its place: what follows it is answered after it."""
+
+    async def main() -> None:
+        async with serving(tree) as server:
+            requests = b"".join(
+                b"%s /%s HTTP/1.1\r\nHost: x\r\n\r\n" % pair
+                for pair in ((b"GET", b"listed/"), (b"GET", b"small.txt"), (b"HEAD", b"listed/"))
+            )
+            last = b"GET /small.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            data = await exchange(port_of(server), requests + last)
+            assert data.count(b"HTTP/1.1 200 OK\r\n") == 4
+            listing, rest = data.split(SMALL, 1)
+            assert b"A.txt" in listing and b"A.txt" not in rest  # HEAD: no body
+            assert rest.endswith(SMALL)
 
     run(main())
 

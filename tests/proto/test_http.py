@@ -968,3 +968,53 @@ def test_response_fields_are_checked_every_time() -> None:
     exchange(conn, head(b"Host: a"))
     mutable = [(b"content-length", b"1"), (b"x", bytearray(b"v"))]  # unhashable: no memo
     assert conn.send(Response(200, mutable)).endswith(b"x: v\r\n\r\n")  # type: ignore[arg-type]
+
+
+def test_remembered_heads_depend_on_the_request() -> None:
+    """The machine remembers the heads it made per set of fields; never across contexts."""
+    from portside.proto import _http_write
+
+    fields = [(b"content-type", b"text/plain"), (b"content-length", b"2")]
+    requests = [
+        head(b"Host: a"),
+        head(b"Host: a", b"Connection: close"),
+        head(start=b"GET / HTTP/1.0"),
+        head(b"Connection: keep-alive", start=b"GET / HTTP/1.0"),
+        head(b"Host: a", start=b"HEAD / HTTP/1.1"),
+        head(b"Host: a", b"Content-Length: 1", b"Expect: 100-continue"),
+    ]
+
+    def answer(request: bytes, status: int) -> tuple[bytes, bool]:
+        conn = ServerConnection()
+        exchange(conn, request)
+        return conn.send_response(Response(status, fields), b"ok"), conn.keep_alive
+
+    fresh = []
+    for request in requests:
+        for status in (200, 404):
+            _http_write._fields_memo.clear()
+            fresh.append(answer(request, status))
+    for _ in range(2):  # from the memo now, in any order
+        remembered = [answer(r, s) for r in reversed(requests) for s in (404, 200)]
+        assert remembered == fresh[::-1]
+    assert fresh[0] == (b"HTTP/1.1 200 OK\r\n" + http_fields(fields) + b"\r\nok", True)
+
+
+def http_fields(fields: list[tuple[bytes, bytes]]) -> bytes:
+    return b"".join(b"%s: %s\r\n" % f for f in fields)
+
+
+def test_only_small_heads_are_remembered() -> None:
+    """The per-connection memos hold heads of at most 4 KiB: an idle connection stays small."""
+    from portside.proto._http_parse import MAX_MEMO_HEAD
+
+    conn = ServerConnection()
+    big = head(b"Host: a", b"Cookie: " + b"c" * 5000)
+    for _ in range(3):
+        events = exchange(conn, big)
+        assert isinstance(events[0], Request) and len(events[0].headers[1][1]) == 5000
+        conn.send_response(Response(200, [(b"content-length", b"0")]))
+    exchange(conn, GET)
+    reader = conn._head
+    assert reader._heads and all(len(h) <= MAX_MEMO_HEAD for h in reader._heads)
+    assert reader._memo and all(len(k[2]) <= MAX_MEMO_HEAD for k in reader._memo)

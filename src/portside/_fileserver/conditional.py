@@ -16,6 +16,7 @@ __all__ = [
     "MAX_RANGES",
     "UNSATISFIABLE",
     "accepted_codings",
+    "coding_quality",
     "evaluate",
     "if_range",
     "ranges",
@@ -151,22 +152,36 @@ def ranges(field: bytes, size: int) -> list[tuple[int, int]] | str | None:
     return merged if len(merged) <= MAX_RANGES else None
 
 
-def accepted_codings(field: bytes) -> frozenset[bytes]:
-    """The content codings an ``Accept-Encoding`` value accepts (q > 0), lowercased.
+def accepted_codings(field: bytes) -> dict[bytes, float]:
+    """The content codings an ``Accept-Encoding`` value names, lowercased, with their q.
 
-    ``*`` is kept as it is; a malformed member is skipped.
+    A coding listed with ``q=0`` is kept with 0.0 (refused, whatever ``*`` says); ``*``
+    stands for every coding not listed (RFC 9110 12.5.3); ``x-gzip`` is ``gzip`` (RFC 9110
+    8.4.1.3). A malformed member is skipped; a repeated coding keeps its highest q.
     """
-    accepted = set()
+    accepted: dict[bytes, float] = {}
     for member in field.split(b","):
         match = _CODING_RE.fullmatch(member)
         if match is None:
             continue
-        coding, q = match.groups()
-        if q is not None:
+        coding, q_text = match.groups()
+        q = 1.0
+        if q_text is not None:
             try:
-                if float(q) <= 0:
-                    continue
+                q = float(q_text)
             except ValueError:
                 continue
-        accepted.add(coding.lower())
-    return frozenset(accepted)
+            if not 0.0 <= q <= 1.0:
+                continue
+        coding = coding.lower()
+        if coding == b"x-gzip":
+            coding = b"gzip"
+        if q >= accepted.get(coding, 0.0):
+            accepted[coding] = q
+    return accepted
+
+
+def coding_quality(accepted: dict[bytes, float], coding: bytes) -> float:
+    """How much ``accepted`` (from :func:`accepted_codings`) wants ``coding``: 0.0 is not at all."""
+    q = accepted.get(coding)
+    return accepted.get(b"*", 0.0) if q is None else q

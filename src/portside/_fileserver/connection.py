@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import functools
 import os
 import socket
 from typing import TYPE_CHECKING, Any, Final
@@ -83,6 +84,7 @@ class FileConnection(Connection):
         "_eof",
         "_head_size",
         "_http",
+        "_job",
         "_keep_alive_timeout",
         "_line",
         "_lingering",
@@ -107,6 +109,7 @@ class FileConnection(Connection):
         self._site = site
         self._http = ServerConnection(site.http_limits)
         self._sender: Sender | None = None
+        self._job: asyncio.Future[Reply] | None = None  # a reply being built in a thread
         self._request: Request | None = None  # read, waiting for the end of its body
         self._served = 0
         self._max_requests = site.options.max_requests
@@ -145,7 +148,7 @@ class FileConnection(Connection):
             self._http.receive_data(data)
         except ProtocolError:
             return  # input after an error we are already answering
-        if self._sender is not None:
+        if self._sender is not None or self._job is not None:
             self._backlog += len(data)
             if self._backlog > MAX_BACKLOG and not self._reading_paused:
                 self._reading_paused = True
@@ -158,7 +161,7 @@ class FileConnection(Connection):
         if self._lingering or self.closing:
             return None
         self._http.receive_data(b"")
-        if self._sender is None:
+        if self._sender is None and self._job is None:
             self._advance()
         return None if self._tls else True
 
@@ -166,6 +169,9 @@ class FileConnection(Connection):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        if self._job is not None:
+            self._job.cancel()  # the thread finishes its work; the result is dropped
+            self._job = None
         sender, self._sender = self._sender, None
         if sender is not None:
             sender.cancel()
@@ -181,7 +187,7 @@ class FileConnection(Connection):
     def begin_shutdown(self) -> None:
         """Finish the response in flight, then close; an idle connection closes at once."""
         self._stopping = True
-        if self._sender is None and not self._lingering:
+        if self._sender is None and self._job is None and not self._lingering:
             self.close()
 
     # -- timeouts ------------------------------------------------------------------------------
@@ -236,6 +242,9 @@ class FileConnection(Connection):
                     self._request = None
                     if not self._respond(request):
                         return
+                    if not http.buffered and not self._eof:  # what next_event would say
+                        self._arm(_Wait.KEEP_ALIVE, self._keep_alive_timeout)
+                        return
             elif kind is Request:
                 assert isinstance(event, Request)
                 if http.expects_continue:  # answer now rather than ask for an unwanted body
@@ -270,6 +279,35 @@ class FileConnection(Connection):
         self._served += 1
         self._wait = _Wait.NOTHING
         reply = site.reply(request)
+        if reply.later is not None:  # slow work (a listing): off the loop, then answer
+            self._job = job = self.loop.run_in_executor(None, reply.later)
+            job.add_done_callback(functools.partial(self._job_done, request))
+            return False
+        return self._answer(request, reply)
+
+    def _job_done(self, request: Request, job: asyncio.Future[Reply]) -> None:
+        """A reply built in a thread is ready: send it, then go on with the next request."""
+        if self._job is not job:
+            return  # the connection was lost meanwhile
+        self._job = None
+        try:
+            try:
+                reply = job.result()
+            except Exception as exc:
+                self.owner.report_error(f"{type(self).__name__}: building a reply failed", exc)
+                reply = self._site.error(500)
+            self._backlog = 0
+            if self._reading_paused:
+                self._reading_paused = False
+                self.transport.resume_reading()
+            if self._answer(request, reply):
+                self._advance()
+        except Exception as exc:
+            self._failed("answering a request", exc)
+
+    def _answer(self, request: Request, reply: Reply) -> bool:
+        """Send ``reply`` to ``request``; True when it is done and the connection goes on."""
+        site = self._site
         if self._served >= self._max_requests or self._stopping:
             reply.headers.append(_CLOSE)
         http = self._http

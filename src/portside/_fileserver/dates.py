@@ -71,7 +71,8 @@ class DateCache:
         self._clf = ""
 
     def _update(self, second: int) -> None:
-        self._second = second
+        # The second is stored last: a worker thread (building a listing) that sees the new
+        # second also sees the strings that belong to it.
         self._http = format_http_date(second)
         t = time.localtime(second)
         offset = t.tm_gmtoff // 60
@@ -81,6 +82,7 @@ class DateCache:
             f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} "
             f"{sign}{abs(offset) // 60:02d}{abs(offset) % 60:02d}"
         )
+        self._second = second
 
     def http(self) -> bytes:
         """Now, as a ``Date`` header value."""

@@ -9,9 +9,11 @@ descriptor with the byte ranges to send from it, written by ``sender``.
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import stat
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Final
 
 from portside._fileserver import conditional
@@ -68,9 +70,11 @@ class Reply:
 
     The body is either ``content`` (bytes in memory) or, when ``fd`` is not -1, ``pieces``
     read from that descriptor, which the sender closes. ``length`` is the body's length.
+    A reply whose ``later`` is set is a promise (see :meth:`deferred`): call ``later()`` in a
+    worker thread for the real one.
     """
 
-    __slots__ = ("content", "fd", "headers", "length", "pieces", "status")
+    __slots__ = ("content", "fd", "headers", "later", "length", "pieces", "status")
 
     def __init__(
         self,
@@ -87,6 +91,14 @@ class Reply:
         self.fd = fd
         self.pieces = pieces or []
         self.length = len(content) if length is None else length
+        self.later: Callable[[], Reply] | None = None
+
+    @classmethod
+    def deferred(cls, later: Callable[[], Reply]) -> Reply:
+        """A reply that ``later()`` builds: work too slow for the event loop (big listings)."""
+        reply = cls(0, [])
+        reply.later = later
+        return reply
 
 
 class Site:
@@ -115,9 +127,10 @@ class Site:
         self.files = FileCache()
         self.dates = DateCache()
         self.access_log = AccessLog(self.dates) if options.access_log else None
-        self._codings: dict[bytes, frozenset[bytes]] = {}
-        # raw request-target -> (decoded target, resolved path, until when it holds, its stat)
-        self._targets: dict[bytes, tuple[Target, str, float, os.stat_result]] = {}
+        self._codings: dict[bytes, dict[bytes, float]] = {}
+        # raw request-target -> (decoded target, resolved path, until when it holds, its stat,
+        # and for a regular file its FileInfo)
+        self._targets: dict[bytes, tuple[Target, str, float, os.stat_result, FileInfo | None]] = {}
 
     # -- replies that are not files ------------------------------------------------------------
 
@@ -184,7 +197,9 @@ class Site:
         path: str | None
         st: os.stat_result | None
         if known is not None and known[2] > now:
-            target, path, _, st = known
+            target, path, _, st, info = known
+            if info is not None:  # a regular file, as it was a moment ago
+                return self._file(request, path, info, now)
         else:
             try:
                 target = known[0] if known is not None else parse_target(request.target)
@@ -201,12 +216,15 @@ class Site:
                 return self._failed(exc)
             if len(self._targets) >= MAX_TARGETS:
                 self._targets.clear()
-            self._targets[request.target] = (target, path, now + RESOLVE_TTL, st)
+            info = None
+            if not target.slash and stat.S_ISREG(st.st_mode):
+                info = self.files.info(path, st)
+            self._targets[request.target] = (target, path, now + RESOLVE_TTL, st, info)
+            if info is not None:
+                return self._file(request, path, info, now)
         if stat.S_ISDIR(st.st_mode):
             return self._directory(request, path, target)
-        if target.slash or not stat.S_ISREG(st.st_mode):
-            return self.error(404)
-        return self._file(request, path, st)
+        return self.error(404)
 
     def _directory(self, request: Request, path: str, target: Target) -> Reply:
         if not target.slash:
@@ -222,12 +240,13 @@ class Site:
                         return self._failed(exc)
                 else:
                     if stat.S_ISREG(st.st_mode):
-                        return self._file(request, index_path, st)
-        if self.options.listing:
-            return self._listing(path, target)
+                        info = self.files.info(index_path, st)
+                        return self._file(request, index_path, info, time.monotonic())
+        if self.options.listing:  # scanning and rendering take ~20 us per entry: in a thread
+            return Reply.deferred(functools.partial(self._listing, path, target))
         return self.error(403)
 
-    def _accepted(self, field: bytes) -> frozenset[bytes]:
+    def _accepted(self, field: bytes) -> dict[bytes, float]:
         codings = self._codings.get(field)
         if codings is None:
             codings = conditional.accepted_codings(field)
@@ -236,11 +255,8 @@ class Site:
             self._codings[field] = codings
         return codings
 
-    def _siblings(self, path: str, info: FileInfo) -> tuple[tuple[bytes, str], ...]:
+    def _siblings(self, path: str, info: FileInfo, now: float) -> tuple[tuple[bytes, str], ...]:
         """The precompressed siblings of ``path`` that exist (rechecked every second)."""
-        now = time.monotonic()
-        if info.siblings_until > now:
-            return info.siblings
         found = []
         for coding, suffix in _SIBLINGS:
             sibling: str | None = path + suffix
@@ -257,29 +273,36 @@ class Site:
         info.siblings_until = now + RESOLVE_TTL
         return info.siblings
 
-    def _file(self, request: Request, path: str, st: os.stat_result) -> Reply:
+    def _file(self, request: Request, path: str, info: FileInfo, now: float) -> Reply:
         fields: dict[bytes, bytes] = {}
         for name, value in request.headers:
             if name in _WANTED:
                 fields[name] = fields[name] + b", " + value if name in fields else value
         files = self.files
-        info = files.info(path, st)
         coding = b""
         vary = False
-        if self.options.precompressed and (siblings := self._siblings(path, info)):
+        if not self.options.precompressed:
+            siblings: tuple[tuple[bytes, str], ...] = ()
+        elif info.siblings_until > now:
+            siblings = info.siblings
+        else:
+            siblings = self._siblings(path, info, now)
+        if siblings:
             vary = True
             accept = fields.get(b"accept-encoding")
             if accept is not None:
                 accepted = self._accepted(accept)
+                best = 0.0  # the highest q wins; on a tie, the order of _SIBLINGS
                 for sibling_coding, sibling in siblings:
-                    if sibling_coding in accepted:
-                        try:
-                            sibling_st = os.stat(sibling)
-                        except OSError:
-                            continue
-                        path, coding = sibling, sibling_coding
-                        info = files.info(sibling, sibling_st, coding, info.content_type)
-                        break
+                    q = conditional.coding_quality(accepted, sibling_coding)
+                    if q <= best:
+                        continue
+                    try:
+                        sibling_st = os.stat(sibling)
+                    except OSError:
+                        continue
+                    best, path, coding = q, sibling, sibling_coding
+                    info = files.info(sibling, sibling_st, coding, info.content_type)
         content: bytes | None = None
         fd = -1
         if request.method == b"GET":

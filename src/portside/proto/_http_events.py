@@ -54,7 +54,11 @@ class Event:
     __slots__ = ()
 
 
-@dataclass(frozen=True, slots=True)
+# The events built once per request (Request, Response, Data) have their own __init__: a
+# frozen dataclass's generated one sets each field through object.__setattr__, which costs
+# twice as much as setting the slots through their descriptors, as these do. Equality, repr,
+# immutability and the fields are still the dataclass's.
+@dataclass(frozen=True, slots=True, init=False)
 class Request(Event):
     """A request head: ``method`` and ``target`` as sent, ``http_version`` like ``b"1.1"``."""
 
@@ -62,6 +66,24 @@ class Request(Event):
     target: bytes
     http_version: bytes = b"1.1"
     headers: Headers = field(default_factory=list)
+
+    def __init__(
+        self,
+        method: bytes,
+        target: bytes,
+        http_version: bytes = b"1.1",
+        headers: Headers | None = None,
+    ) -> None:
+        _request_method(self, method)
+        _request_target(self, target)
+        _request_version(self, http_version)
+        _request_headers(self, [] if headers is None else headers)
+
+
+_request_method = Request.__dict__["method"].__set__
+_request_target = Request.__dict__["target"].__set__
+_request_version = Request.__dict__["http_version"].__set__
+_request_headers = Request.__dict__["headers"].__set__
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +95,7 @@ class InformationalResponse(Event):
     reason: bytes = b""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Response(Event):
     """The head of the final answer; ``reason`` defaults to the standard phrase of the status."""
 
@@ -81,8 +103,20 @@ class Response(Event):
     headers: Headers = field(default_factory=list)
     reason: bytes = b""
 
+    def __init__(
+        self, status_code: int, headers: Headers | None = None, reason: bytes = b""
+    ) -> None:
+        _response_status(self, status_code)
+        _response_headers(self, [] if headers is None else headers)
+        _response_reason(self, reason)
 
-@dataclass(frozen=True, slots=True, repr=False)
+
+_response_status = Response.__dict__["status_code"].__set__
+_response_headers = Response.__dict__["headers"].__set__
+_response_reason = Response.__dict__["reason"].__set__
+
+
+@dataclass(frozen=True, slots=True, repr=False, init=False)
 class Data(Event):
     """A piece of a message body.
 
@@ -92,10 +126,16 @@ class Data(Event):
 
     data: BytesLike
 
+    def __init__(self, data: BytesLike) -> None:
+        _data_data(self, data)
+
     def __repr__(self) -> str:
         if len(self.data) > 64:
             return f"Data(data={bytes(self.data[:64])!r}... {len(self.data)} bytes)"
         return f"Data(data={bytes(self.data)!r})"
+
+
+_data_data = Data.__dict__["data"].__set__
 
 
 @dataclass(frozen=True, slots=True)

@@ -218,6 +218,9 @@ def _check_target(method: bytes, target: bytes) -> None:
 
 # Header blocks remembered per connection (see HeadReader): a browser alternates between a few.
 MEMO_SIZE: Final = 8
+# Only heads up to this size are remembered (real ones are a few hundred bytes to ~2 KiB), so
+# an idle connection holds at most 2 x MEMO_SIZE x 4 KiB of them, not 2 x MEMO_SIZE x 40 KiB.
+MAX_MEMO_HEAD: Final = 4 * KiB
 
 _Head = tuple[tuple[tuple[bytes, bytes], ...], int, bool, bool]
 """A parsed head's fields, body length (-1: chunked), keep-alive and 100-continue."""
@@ -233,6 +236,7 @@ class HeadReader:
     __slots__ = (
         "_block_limit",
         "_count_limit",
+        "_heads",
         "_limits",
         "_line",
         "_line_limit",
@@ -245,6 +249,9 @@ class HeadReader:
         # (method, version, header block) -> what parsing and framing made of it: a client
         # repeats its header block request after request, so the work is done once.
         self._memo: dict[tuple[bytes, bytes, bytes], _Head] = {}
+        # whole head (request line and block) -> its parts: a client that repeats a request
+        # (a poller, a benchmark, a browser revalidating) costs one find and one lookup.
+        self._heads: dict[bytes, tuple[bytes, bytes, bytes, _Head]] = {}
         self._line_limit = limits.max_request_line
         self._block_limit = limits.max_header_block
         self._count_limit = limits.max_header_count
@@ -258,6 +265,14 @@ class HeadReader:
         """
         data, pos = buf.data, buf.pos
         line = self._line
+        if line < 0 and not self._seen:  # a new head: is it one seen before?
+            end = data.find(b"\r\n\r\n", pos, pos + MAX_MEMO_HEAD)
+            if end > pos:
+                whole = data[pos : end + 4]
+                known = self._heads.get(whole if type(whole) is bytes else bytes(whole))
+                if known is not None:
+                    buf.pos = end + 4
+                    return self._request(*known)
         if line < 0:
             scan = pos + self._seen
             stop = pos + self._line_limit + 2
@@ -306,13 +321,30 @@ class HeadReader:
         head = self._memo.get(key)
         if head is None:
             head = self._framing(method, version, parse_fields(block, self._count_limit))
-            if len(self._memo) >= MEMO_SIZE:
-                self._memo.clear()
-            self._memo[key] = head
+            if len(block) <= MAX_MEMO_HEAD:
+                if len(self._memo) >= MEMO_SIZE:
+                    self._memo.clear()
+                self._memo[key] = head
+        if head_end + 4 - pos <= MAX_MEMO_HEAD:
+            whole = data[pos : head_end + 4]
+            if len(self._heads) >= MEMO_SIZE:
+                self._heads.clear()
+            self._heads[whole if type(whole) is bytes else bytes(whole)] = (
+                method,
+                target,
+                version,
+                head,
+            )
         buf.pos = head_end + 4
+        return self._request(method, target, version, head)
+
+    def _request(
+        self, method: bytes, target: bytes, version: bytes, head: _Head
+    ) -> tuple[Request, LengthReader | ChunkedReader, bool, bool]:
+        """A fresh ``Request`` and body reader for a parsed head (events are never shared)."""
         headers, length, keep_alive, expect = head
         if length == 0:
-            reader: LengthReader | ChunkedReader = _NO_BODY
+            reader: LengthReader | ChunkedReader = NO_BODY
         elif length < 0:
             reader = ChunkedReader(self._limits)
         else:
@@ -414,7 +446,7 @@ class LengthReader:
         return Data(buf.take(n))
 
 
-_NO_BODY: Final = LengthReader(0)  # shared: a reader of nothing never changes
+NO_BODY: Final = LengthReader(0)  # shared: a reader of nothing never changes
 
 
 class _Chunk(enum.Enum):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from http import HTTPStatus
-from typing import Final
+from typing import Any, Final
 
 from portside.errors import ProtocolError
 from portside.proto._http_events import Headers
@@ -95,30 +95,49 @@ def head_bytes(status: int, reason: bytes, headers: Headers) -> bytes:
     return status_line(status, reason) + fields_bytes(headers)
 
 
-class ResponseFields:
-    """A response's header fields, checked: their serialized lines and what framing they ask."""
+# Heads remembered per set of fields (see ResponseFields.heads): a server answers with a few
+# statuses, one or two HTTP versions and methods, keep-alive on or off.
+MAX_HEADS: Final = 16
 
-    __slots__ = ("block", "codings", "length", "lengths", "options")
+
+class ResponseFields:
+    """A response's header fields, checked: their serialized lines and what framing they ask.
+
+    ``heads`` is for the connection machine: what it made of these fields for one request
+    context (status, reason, version, method, keep-alive, expect-100), kept because it is a
+    pure function of the two.
+    """
+
+    __slots__ = ("block", "close", "codings", "heads", "keep_alive", "length", "lengths")
 
     def __init__(self, headers: Headers) -> None:
+        self.heads: dict[tuple[object, ...], tuple[bytes, Any, int, bool]] = {}
         names = check_fields(headers)
         self.length: int | None = None  # the Content-Length value, once checked
         self.lengths: list[bytes] = []
         self.codings: list[bytes] = []
-        self.options: set[bytes] = set()
+        options: set[bytes] = set()
         if b"content-length" in names:
             self.lengths = [headers[i][1] for i, n in enumerate(names) if n == b"content-length"]
         if b"transfer-encoding" in names:
             self.codings = [headers[i][1] for i, n in enumerate(names) if n == b"transfer-encoding"]
         for i, n in enumerate(names):
             if n == b"connection":
-                self.options.update(o.strip(b" \t").lower() for o in headers[i][1].split(b","))
+                options.update(o.strip(b" \t").lower() for o in headers[i][1].split(b","))
+        self.close = b"close" in options  # Connection: close
+        self.keep_alive = b"keep-alive" in options
         self.block = b"".join([b"%s: %s\r\n" % field for field in headers])
         if self.lengths:
             lengths = self.lengths
             if len(lengths) > 1 or not lengths[0].isdigit() or not lengths[0].isascii():
                 raise LocalProtocolError(f"invalid Content-Length {b', '.join(lengths)[:40]!r}")
             self.length = int(lengths[0])
+
+    def remember(self, key: tuple[object, ...], head: tuple[bytes, Any, int, bool]) -> None:
+        """Keep ``head`` for ``key`` in :attr:`heads`, which stays small."""
+        if len(self.heads) >= MAX_HEADS:
+            self.heads.clear()
+        self.heads[key] = head
 
 
 # Checking and serializing a response's fields is a pure function of them, and a server

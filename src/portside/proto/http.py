@@ -22,9 +22,11 @@ Malformed input raises ``ProtocolError`` whose ``status`` is the answer to send 
 Misuse by the caller raises ``LocalProtocolError`` (status 500). The parser is our own, pure
 Python, one regex pass per header block (``_http_parse``); ``bench/http_parser.py`` measures it
 against httptools (llhttp), which is faster per head but more lenient where smuggling lives.
-Clients and servers repeat themselves, so each connection remembers its last few header blocks
-(parsed once), and the fields of a response are checked and serialized once per distinct set
-(``_http_write``); results are always recomputed for anything not seen before.
+Clients and servers repeat themselves, so each connection remembers its last few request heads
+(whole, and by header block: parsed once; every ``Request`` handed out is still a fresh
+object), and the fields of a response are checked and serialized once per distinct set, with
+the head made of them per request context (status, version, method, keep-alive; see
+``_http_write``); results are always computed anew for anything not seen before.
 
 Decisions a user should know:
 
@@ -75,6 +77,7 @@ from portside.proto._http_parse import (
     MAX_HEADER_BLOCK,
     MAX_HEADER_COUNT,
     MAX_REQUEST_LINE,
+    NO_BODY,
     Buffer,
     ChunkedReader,
     HeadReader,
@@ -177,6 +180,23 @@ _STEPS: Final = {
     key: (state, None if (t := _TRIGGERED.get((key[0], key[2]))) is None else t[1:])
     for key, state in _TRANSITIONS.items()
 }
+
+
+class _WholeResponse(Event):
+    """``Response`` followed by ``EndOfMessage``, as one step (``send_response``'s hot path)."""
+
+    __slots__ = ()
+
+
+_WHOLE_RESPONSE: Final = _WholeResponse()
+# Its steps are the two events' steps composed, so the table stays the only truth.
+_STEPS.update(
+    {
+        (_S, state, _WholeResponse): (_TRANSITIONS[_S, after, EndOfMessage], None)
+        for (side, state, kind), after in _TRANSITIONS.items()
+        if side is _S and kind is Response
+    }
+)
 
 
 class _Framing(enum.Enum):
@@ -285,8 +305,12 @@ class ServerConnection:
         """
         if self._error is not None:
             raise ProtocolError(f"input refused after an error: {self._error}", self._error.status)
+        client = self._client
         try:
-            event = _READERS[self._client](self)
+            if client is SEND_BODY and self._body is NO_BODY:
+                event: Event | Signal = END_OF_MESSAGE  # a request without a body ends at once
+            else:
+                event = _READERS[client](self)
         except ProtocolError as exc:
             self._error = exc
             self._client = State.ERROR
@@ -352,6 +376,16 @@ class ServerConnection:
         except LocalProtocolError:
             self._fail_local()
             raise
+        framing = self._framing
+        if not external and (
+            framing is _Framing.DISCARD
+            or (framing is _Framing.LENGTH and len(body) == self._remaining)
+        ):  # the common cases: what the three separate steps would do, in one
+            self._remaining = 0
+            self._process(_S, _WHOLE_RESPONSE)
+            if framing is _Framing.DISCARD or not body:
+                return head
+            return head + body if type(body) is bytes else head + bytes(body)
         self._process(_S, response)
         if external:
             self.send_external(external)
@@ -463,47 +497,55 @@ class ServerConnection:
         return head_bytes(event.status_code, event.reason, event.headers)
 
     def _write_response(self, event: Response) -> bytes:
-        status, headers = event.status_code, event.headers
+        status = event.status_code
         if type(status) is not int or not 200 <= status <= 999:
             raise LocalProtocolError(f"a Response needs a final status (200-999), not {status!r}")
-        fields = response_fields(headers)
-        lengths, codings, options = fields.lengths, fields.codings, fields.options
+        fields = response_fields(event.headers)
+        version, method = self._version, self._method
+        # What follows is a pure function of these and the fields: remembered with them.
+        reason = event.reason
+        key = (status, reason, version, method, self._keep_alive, self._expect_100)
+        known = fields.heads.get(key) if type(reason) is bytes else None
+        if known is not None:
+            head, self._framing, self._remaining, self._keep_alive = known
+            self._expect_100 = False
+            return head
+        codings = fields.codings
         block = fields.block
-        if codings and (lengths or b",".join(codings).strip(b" \t").lower() != b"chunked"):
-            raise LocalProtocolError("a response may use Transfer-Encoding: chunked only")
-        length = fields.length
-        if codings and self._version != b"1.1":  # RFC 9112 6.1: no transfer codings for 1.0
-            kept = [(n, v) for n, v in headers if n.lower() != b"transfer-encoding"]
-            block = b"".join([b"%s: %s\r\n" % field for field in kept])
-        if self._method == b"HEAD":
+        if codings:
+            if fields.lengths or b",".join(codings).strip(b" \t").lower() != b"chunked":
+                raise LocalProtocolError("a response may use Transfer-Encoding: chunked only")
+            if version != b"1.1":  # RFC 9112 6.1: no transfer codings for 1.0
+                kept = [(n, v) for n, v in event.headers if n.lower() != b"transfer-encoding"]
+                block = b"".join([b"%s: %s\r\n" % field for field in kept])
+        if method == b"HEAD":
             framing = _Framing.DISCARD
         elif status == 204 or status == 304:
-            if codings or (lengths and status == 204):
+            if codings or (fields.lengths and status == 204):
                 raise LocalProtocolError(f"a {status} response cannot declare a body")
             framing = _Framing.EMPTY
-        elif length is not None:
-            framing, self._remaining = _Framing.LENGTH, length
-        elif self._version == b"1.1":
+        elif fields.length is not None:
+            framing, self._remaining = _Framing.LENGTH, fields.length
+        elif version == b"1.1":
             framing = _Framing.CHUNKED
             if not codings:
                 block += b"transfer-encoding: chunked\r\n"
         else:
             framing = _Framing.CLOSE
         self._framing = framing
-        if (
-            framing is _Framing.CLOSE
-            or b"close" in options
-            or self._expect_100
-            or self._method is None
-        ):
+        if framing is _Framing.CLOSE or fields.close or self._expect_100 or method is None:
             self._keep_alive = False
         self._expect_100 = False
         if not self._keep_alive:
-            if b"close" not in options:
+            if not fields.close:
                 block += b"connection: close\r\n"
-        elif self._version == b"1.0" and b"keep-alive" not in options:
+        elif version == b"1.0" and not fields.keep_alive:
             block += b"connection: keep-alive\r\n"
-        return b"%s%s\r\n" % (status_line(status, event.reason), block)
+        head = b"%s%s\r\n" % (status_line(status, reason), block)
+        if type(reason) is bytes:
+            remaining = self._remaining if framing is _Framing.LENGTH else 0
+            fields.remember(key, (head, framing, remaining, self._keep_alive))
+        return head
 
     def _write_data(self, data: BytesLike) -> bytes:
         framing, size = self._framing, len(data)

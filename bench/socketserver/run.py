@@ -33,11 +33,12 @@ REPO = HERE.parent.parent
 BUILD = REPO / "bench" / ".build"
 HOST = "127.0.0.1"
 SERVER_CPU, CLIENT_CPU = "0", "1"
-SERVERS = ("stdlib", "threading", "pool", "green", "gevent", "uvloop")
+SERVERS = ("stdlib", "stdlib128", "threading", "pool", "green", "gevent", "uvloop")
 SCALE_SERVERS = ("stdlib", "threading", "green", "gevent")
 BASELINE = "stdlib"
 LABELS = {
     "stdlib": "stdlib ThreadingTCPServer",
+    "stdlib128": "stdlib, request_queue_size=128",
     "threading": "portside ThreadingTCPServer",
     "pool": "portside ThreadPoolTCPServer",
     "green": "portside GreenTCPServer",
@@ -54,18 +55,22 @@ class BenchError(Exception):
 
 
 def build_client() -> Path:
-    """Compile line_client.c into bench/.build/ unless the binary is up to date."""
-    src, out = HERE / "line_client.c", BUILD / "line_client"
+    """Compile bench/echo/echo_client.c into bench/.build/ unless the binary is up to date."""
+    src, out = REPO / "bench" / "echo" / "echo_client.c", BUILD / "echo_client"
     if out.exists() and out.stat().st_mtime >= src.stat().st_mtime:
         return out
     if shutil.which("gcc") is None:
-        raise BenchError("gcc not found: cannot build line_client.c")
+        raise BenchError("gcc not found: cannot build echo_client.c")
     BUILD.mkdir(parents=True, exist_ok=True)
     cmd = ["gcc", "-O2", "-Wall", "-Wextra", "-o", str(out), str(src)]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
     if done.returncode:
-        raise BenchError(f"building line_client.c failed:\n{done.stderr}")
+        raise BenchError(f"building echo_client.c failed:\n{done.stderr}")
     return out
+
+
+# the client's messages end in a newline: the handlers echo lines
+LINES = {**os.environ, "ECHO_CLIENT_LINE": "1"}
 
 
 def pinned(cpu: str, argv: list[str]) -> list[str]:
@@ -181,7 +186,7 @@ def run_load(
         str(warmup),
         str(seconds),
     ]
-    proc = subprocess.Popen(pinned(CLIENT_CPU, argv), stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(pinned(CLIENT_CPU, argv), stdout=subprocess.PIPE, text=True, env=LINES)
     assert proc.stdout is not None
     cpu0 = None
     result = None
@@ -217,6 +222,8 @@ class Scale:
     connect_failed: int = 0
     requests: int = 0
     failed: int = 0
+    skipped: int = 0  # sends due while the last echo had not come back yet
+    p99_ms: float = 0.0
     max_ms: float = 0.0
     rss_kib: int = 0
     base_kib: int = 0
@@ -241,7 +248,7 @@ def run_scale(client: Path, name: str, conns: int, seconds: float) -> Scale:
         "1",
         "5",
     ]
-    proc = subprocess.Popen(pinned(CLIENT_CPU, argv), stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(pinned(CLIENT_CPU, argv), stdout=subprocess.PIPE, text=True, env=LINES)
     assert proc.stdout is not None
     try:
         for line in proc.stdout:
@@ -255,6 +262,8 @@ def run_scale(client: Path, name: str, conns: int, seconds: float) -> Scale:
                 scale.connect_failed = int(fields["connect_failed"])
                 scale.requests = int(fields["requests"])
                 scale.failed = int(fields["failed"])
+                scale.skipped = int(fields["skipped"])
+                scale.p99_ms = fields["p99_ms"]
                 scale.max_ms = fields["max_ms"]
         proc.wait(timeout=seconds + CLIENT_SLACK)
     finally:
@@ -313,21 +322,23 @@ def throughput(client: Path, args: argparse.Namespace, names: list[str]) -> Resu
     return results
 
 
-def report(results: Results, names: list[str], connections: list[int]) -> None:
-    print("\nThroughput (median over rounds; ratio = msg/s vs stdlib ThreadingTCPServer,")
+def report(
+    results: Results, names: list[str], connections: list[int], baseline: str = BASELINE
+) -> None:
+    print(f"\nThroughput (median over rounds; ratio = msg/s vs {LABELS[baseline]},")
     print("in brackets the same for msg per server CPU-second, which noise moves less)")
     header = f"{'server':<32}" + "".join(f"{f'{c} conns':>30}" for c in connections)
     print(header)
     for name in names:
         row = f"{LABELS[name]:<32}"
         for conns in connections:
-            if (name, conns) not in results.loads or (BASELINE, conns) not in results.loads:
+            if (name, conns) not in results.loads or (baseline, conns) not in results.loads:
                 row += f"{'-':>30}"
                 continue
             runs = results.loads[(name, conns)]
             rate, cpu = results.median(name, conns), results.median_cpu(name, conns)
-            ratio = rate / results.median(BASELINE, conns)
-            cpu_ratio = cpu / results.median_cpu(BASELINE, conns)
+            ratio = rate / results.median(baseline, conns)
+            cpu_ratio = cpu / results.median_cpu(baseline, conns)
             served = min(load.served for load in runs)
             row += f"{rate:>9.0f} {ratio:5.2f}x ({cpu_ratio:4.2f}x) {served:>4}/{conns:<3}"
         print(row)
@@ -358,6 +369,8 @@ def main() -> None:
     )
     results = throughput(client, args, names)
     report(results, names, args.connections)
+    if "stdlib128" in names:  # the baseline that serves every client, as portside's servers do
+        report(results, names, args.connections, "stdlib128")
     if args.no_scale:
         return
     print(
@@ -373,6 +386,7 @@ def main() -> None:
         print(
             f"  {LABELS[name]:<32} connected {scale.connected}/{args.scale_conns}"
             f" (refused {scale.connect_failed}), requests {scale.requests}, failed {scale.failed},"
+            f" skipped {scale.skipped}, p99 {scale.p99_ms:.0f} ms,"
             f" slowest {scale.max_ms:.0f} ms, RSS {scale.rss_kib / 1024:.0f} MiB"
             f" = {scale.per_conn_kib:.1f} KiB/conn, {scale.threads} threads"
         )

@@ -2,7 +2,8 @@
 
     python servers.py KIND PORT
 
-KIND is one of ``stdlib`` (the stdlib's ThreadingTCPServer), ``threading``, ``pool`` and
+KIND is one of ``stdlib`` (the stdlib's ThreadingTCPServer), ``stdlib128`` (the same with a
+listen backlog of 128, as portside's), ``threading``, ``pool`` and
 ``green`` (portside's ThreadingTCPServer, ThreadPoolTCPServer, GreenTCPServer on uvloop), and
 ``gevent`` (gevent's StreamServer with the same readline/write loop). Every socketserver
 variant runs the very same ``StreamRequestHandler`` code. SIGTERM ends the process at once.
@@ -31,10 +32,16 @@ def line_echo(base: type) -> type:
 
 
 def socketserver_main(kind: str, port: int) -> None:
-    if kind == "stdlib":
+    if kind in ("stdlib", "stdlib128"):
         import socketserver as module
 
         server: Any = module.ThreadingTCPServer
+        if kind == "stdlib128":  # the same backlog as portside's: every client gets in
+
+            class Backlog128(server):  # type: ignore[misc]
+                request_queue_size = 128
+
+            server = Backlog128
         options: dict[str, Any] = {}
     else:
         from portside import socketserver as module  # type: ignore[no-redef]

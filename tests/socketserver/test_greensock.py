@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from portside import socketserver
+from portside._socketserver.fileio import SocketWriter
 
 from .support import CLIENT_TIMEOUT, Serve, connect, read_all
 
@@ -213,6 +214,11 @@ def test_makefile_modes(loop_kind: str, serve: Serve) -> None:
         rwb.flush()
         for f in (rb, text, raw, wb, wt, rwb):
             f.close()
+        writer = SocketWriter(sock)  # a StreamRequestHandler's wfile
+        writer.close()
+        for closed_call in (rb.readline, lambda: writer.write(b"x")):
+            with pytest.raises(ValueError, match="closed file"):
+                closed_call()
         seen.append(list(sock.makefile("rb")))
         with pytest.raises(ValueError, match="invalid mode"):
             sock.makefile("rx")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import socket
 import ssl
+import threading
 import time
 from typing import Any
 
@@ -107,3 +109,52 @@ def test_a_failed_handshake_on_a_plain_server_is_counted(
         client.sendall(b"after\n")
         assert client.recv(100) == b"AFTER\n"
     assert server.statistics().connection_errors == 1
+
+
+def test_ctrl_c_during_a_bridged_call_stops_the_loop_not_the_handler(
+    loop_kind: str, tls_files: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A KeyboardInterrupt that lands while the loop runs a thread's socket call is the loop's.
+
+    In thread mode with TLS, a handler thread's socket calls run on the serving loop; a
+    Ctrl-C arriving meanwhile must end ``serve_forever`` (in the loop's thread), and the
+    handler must get a connection error, not the KeyboardInterrupt.
+    """
+    from portside._socketserver import greensock
+
+    handler_saw: list[BaseException] = []
+    serving_raised: list[BaseException] = []
+
+    class AskOption(socketserver.BaseRequestHandler):
+        def handle(self) -> None:
+            try:
+                self.request.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE)
+            except BaseException as exc:
+                handler_saw.append(exc)
+
+    def interrupted(channel: Any) -> Any:
+        raise KeyboardInterrupt  # as if Ctrl-C landed here, on the loop's thread
+
+    def serving() -> None:
+        try:
+            server.serve_forever()
+        except BaseException as exc:
+            serving_raised.append(exc)
+
+    monkeypatch.setattr(greensock, "transport_socket", interrupted)
+    server = socketserver.ThreadingTCPServer(
+        ("127.0.0.1", 0), AskOption, ssl_context=_server_context(tls_files), event_loop=loop_kind
+    )
+    loop_thread = threading.Thread(target=serving, daemon=True)
+    loop_thread.start()
+    try:
+        with _tls_client(tls_files, server.server_address) as client:
+            loop_thread.join(CLIENT_TIMEOUT)
+            if loop_thread.is_alive():  # the interrupt was lost: stop serving, then fail
+                server.shutdown()
+                loop_thread.join(CLIENT_TIMEOUT)
+            client.close()
+    finally:
+        server.server_close()
+    assert [type(exc) for exc in serving_raised] == [KeyboardInterrupt]
+    assert [type(exc) for exc in handler_saw] == [ConnectionAbortedError]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import socket
 import threading
 import time
 
 import pytest
 
+from portside._socketserver.fileio import SocketWriter
 from portside._socketserver.inflight import InFlight
 from portside._socketserver.native import RequestSocket, ServerSocket
 from portside._socketserver.pool import WorkerPool
@@ -91,6 +93,48 @@ def test_a_drain_wakes_a_handler_blocked_between_exchanges() -> None:
         server.begin_drain()
         reader.join(5)
         assert got == [b""]
+
+
+def test_request_files_count_bytes_and_drain_as_the_socket_does() -> None:
+    server, client = _pair()
+    with server, client:
+        rfile = server.makefile("rb")
+        wfile = SocketWriter(server)
+        assert isinstance(rfile, io.BufferedReader)
+        client.sendall(b"one\ntwo\n")
+        assert rfile.readline() == b"one\n"
+        assert wfile.write(memoryview(b"abc").cast("B", (3,))) == 3
+        assert wfile.write(b"defg") == 4
+        assert rfile.readline() == b"two\n"  # from rfile's buffer
+        assert client.recv(100) == b"abcdefg"
+        assert (server.bytes_received, server.bytes_sent) == (8, 7)
+        server.begin_drain()
+        client.sendall(b"three\n")
+        assert rfile.readline() == b""  # at an exchange boundary: end-of-file
+        wfile.close()
+        with pytest.raises(ValueError):
+            wfile.write(b"late")
+        rfile.close()
+        with pytest.raises(ValueError):
+            rfile.readline()
+
+
+def test_a_request_file_after_a_timeout_is_unusable_as_the_stdlibs() -> None:
+    server, client = _pair()
+    with server, client:
+        server.settimeout(0.05)
+        rfile = server.makefile("rb")
+        with pytest.raises(TimeoutError):
+            rfile.readline()
+        client.sendall(b"late\n")
+        with pytest.raises(OSError, match="cannot read from timed out object"):
+            rfile.readline()
+        server.setblocking(False)
+        fresh = server.makefile("rb")
+        assert fresh.readline() == b"late\n"
+        assert (fresh.read1(10), fresh.readline()) == (b"", b"")  # nothing there: no wait
+        fresh.close()
+        rfile.close()
 
 
 def test_inflight_capacity_sweep_and_totals() -> None:

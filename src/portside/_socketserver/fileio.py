@@ -12,23 +12,36 @@ from __future__ import annotations
 
 import io
 import socket
+from collections.abc import Callable
 from typing import Any
 
 __all__ = ["ChannelRawIO", "ChannelReader", "SocketWriter", "makefile"]
 
 
-class ChannelReader(io.BufferedIOBase):
+class _ReaderSlots(io.BufferedIOBase):
+    """Where a reader keeps its state: slots, so an open reader has no instance dict."""
+
+    __slots__ = ("_sock", "readline")
+    _sock: Any
+    readline: Callable[..., bytes]
+
+
+class ChannelReader(_ReaderSlots):
     """The buffered binary reader of a green socket (``rfile`` of a green handler).
 
-    While open, ``readline`` is the socket's own line reader, bound on the instance: the
-    per-line path of a line protocol is then one call.
+    ``readline(size=-1)`` returns one line including its newline (at most ``size`` bytes),
+    ``b""`` at end-of-file. While the reader is open it is the socket's own line reader, held
+    in a slot: the per-line path of a line protocol is then one call, and a held connection
+    pays for no instance dict.
     """
+
+    __slots__ = ()
+    mode = "rb"
 
     def __init__(self, sock: Any) -> None:
         super().__init__()
         self._sock = sock
-        self.mode = "rb"
-        self.readline = sock.read_line  # type: ignore[method-assign]
+        self.readline = sock.read_line
 
     def readable(self) -> bool:
         return True
@@ -66,12 +79,6 @@ class ChannelReader(io.BufferedIOBase):
         self._check()
         return self._sock.recv_into(buffer)  # type: ignore[no-any-return]
 
-    def readline(self, size: int | None = -1) -> bytes:
-        """One line including its newline (at most ``size`` bytes); ``b""`` at end-of-file."""
-        if self.closed:
-            raise ValueError("I/O operation on closed file.")
-        return self._sock.read_line(-1 if size is None else size)  # type: ignore[no-any-return]
-
     def peek(self, size: int = 0) -> bytes:
         """Buffered bytes without consuming them, waiting only if there are none."""
         self._check()
@@ -79,7 +86,7 @@ class ChannelReader(io.BufferedIOBase):
 
     def close(self) -> None:
         if not self.closed:
-            del self.readline  # the class's readline, which refuses a closed file
+            self.readline = _closed_call
             super().close()
             self._sock._decref_socketios()
 
@@ -145,37 +152,49 @@ class ChannelRawIO(io.RawIOBase):
                 self._sock._decref_socketios()
 
 
-class SocketWriter(io.BufferedIOBase):
+class _WriterSlots(io.BufferedIOBase):
+    """Where a writer keeps its state: slots, so an open writer has no instance dict."""
+
+    __slots__ = ("_sock", "write")
+    _sock: Any
+    write: Callable[[Any], int]
+
+
+class SocketWriter(_WriterSlots):
     """An unbuffered writer: each ``write`` is one ``sendall`` (``wfile`` when wbufsize is 0).
 
-    Over a green socket, ``write`` is the socket's ``write_all`` bound on the instance while
-    the writer is open (one call per write instead of two).
+    ``write(data)`` sends all of ``data`` and returns its length in bytes. While the writer
+    is open it is the socket's ``write_all`` when it has one (green and request sockets: one
+    call per write instead of two), held in a slot.
     """
+
+    __slots__ = ()
 
     def __init__(self, sock: Any) -> None:
         super().__init__()
         self._sock = sock
         write_all = getattr(sock, "write_all", None)
-        if write_all is not None:
-            self.write = write_all  # type: ignore[method-assign]
+        self.write = self._sendall if write_all is None else write_all
+
+    def _sendall(self, data: Any) -> int:
+        self._sock.sendall(data)
+        return len(data) if type(data) is bytes else memoryview(data).nbytes
 
     def close(self) -> None:
         if not self.closed:
-            self.__dict__.pop("write", None)
+            self.write = _closed_call
             super().close()
 
     def writable(self) -> bool:
         return True
 
-    def write(self, data: Any) -> int:
-        """Send all of ``data`` and return its length in bytes."""
-        if self.closed:
-            raise ValueError("I/O operation on closed file.")
-        self._sock.sendall(data)
-        return data.nbytes if isinstance(data, memoryview) else len(data)
-
     def fileno(self) -> int:
         return int(self._sock.fileno())
+
+
+def _closed_call(*args: Any) -> Any:
+    """What ``readline``/``write`` become once their file is closed."""
+    raise ValueError("I/O operation on closed file.")
 
 
 _MSG_PEEK = int(socket.MSG_PEEK)

@@ -256,7 +256,8 @@ class ChannelSocket:
                     return channel.take(index + 1 - channel.offset)
                 if channel.halt:
                     break
-                channel.read_more()
+                if channel.reading_paused:
+                    channel.read_more()
                 self._park()
         deadline = self._deadline()
         while True:
@@ -351,7 +352,8 @@ class ChannelSocket:
             self.sendall(data)  # the general path
             return data.nbytes if isinstance(data, memoryview) else len(data)
         channel.exchange_open = False
-        channel.write(data)
+        channel.bytes_sent += len(data)  # channel.write(data), inlined: not ended, so not closed
+        channel.transport.write(data)
         return len(data)
 
     def send(self, data: Any, flags: int = 0) -> int:

@@ -14,13 +14,14 @@ the stdlib, so blocking calls block only its own thread. The subclass adds two t
 from __future__ import annotations
 
 import errno
+import io
 import socket
 import threading
 from typing import Any
 
 from portside.core.metrics import Counters
 
-__all__ = ["RequestSocket", "ServerSocket", "force_close"]
+__all__ = ["CountingReader", "RequestSocket", "ServerSocket", "force_close"]
 
 _recv = socket.socket.recv
 _recv_into = socket.socket.recv_into
@@ -159,6 +160,60 @@ class RequestSocket(socket.socket):
         count = _sendto(self, data, *args)
         self.bytes_sent += count
         self._exchange_open = False
+        return count
+
+    def write_all(self, data: Any) -> int:
+        """``sendall(data)``, returning the number of bytes (the unbuffered ``wfile.write``)."""
+        _sendall(self, data)
+        count = len(data) if type(data) is bytes else memoryview(data).nbytes
+        self.bytes_sent += count
+        self._exchange_open = False
+        return count
+
+    def makefile(
+        self,
+        mode: str = "r",
+        buffering: int | None = None,
+        *,
+        encoding: str | None = None,
+        errors: str | None = None,
+        newline: str | None = None,
+    ) -> Any:
+        """As ``socket.makefile``; a buffered binary reader reads via a :class:`CountingReader`."""
+        if mode != "rb" or buffering == 0:
+            general: Any = socket.socket.makefile
+            return general(self, mode, buffering, encoding=encoding, errors=errors, newline=newline)
+        if buffering is None or buffering < 0:
+            buffering = io.DEFAULT_BUFFER_SIZE
+        raw = CountingReader(self, "r")
+        self._io_refs += 1  # type: ignore[attr-defined]
+        return io.BufferedReader(raw, buffering)
+
+
+class CountingReader(socket.SocketIO):
+    """The raw reader under a request's ``rfile``: one Python call per receive, not two.
+
+    It counts and drains as :meth:`RequestSocket.recv_into` does, receiving directly; in any
+    unusual state (draining, after a timeout, closed) it takes ``SocketIO``'s own path.
+    """
+
+    _sock: RequestSocket
+    _timeout_occurred: bool
+
+    def readinto(self, b: Any) -> int | None:
+        sock = self._sock
+        if sock is None or sock._draining or self._timeout_occurred:
+            return super().readinto(b)
+        try:
+            count: int = _recv_into(sock, b)
+        except TimeoutError:
+            self._timeout_occurred = True  # as SocketIO: the buffer may now be inconsistent
+            raise
+        except BlockingIOError:
+            return None  # a non-blocking socket with nothing to read
+        if count:
+            sock.bytes_received += count
+            sock._exchange_open = True
         return count
 
 

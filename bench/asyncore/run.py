@@ -9,9 +9,13 @@ order, and runs every connection count against it):
 - throughput of a ``dispatcher_with_send`` echo and an ``async_chat`` line echo, 1 KiB
   messages, 10, 100 and 1,000 connections (pyasyncore with its default select());
 - the same at 5,000 connections, pyasyncore with ``use_poll=True`` (select() cannot go there);
+- 5,000 connections under a paced load (``--paced-*``): each connection sends one 1 KiB line
+  every second and waits for its echo (an open loop, as real clients behave); server CPU per
+  message, the slowest echo and the messages that failed (no echo within 5 s);
 - 10,000 connections: the time to establish them all and serve one message on each.
 
-The load generator is a C epoll client (``echo_client.c``, built into bench/.build/). Servers
+The load generator is the C epoll client of bench/echo (``echo_client.c``: ``load`` and
+``idle`` modes, and ``scale`` for the paced load), built into bench/.build/. Servers
 are pinned to CPU 0, the client to CPU 1. Needs: Linux, gcc, taskset, and ``pip install
 pyasyncore pyasynchat`` in the interpreter given by ``--python`` (default: this one). See
 README.md beside this file.
@@ -34,7 +38,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 BUILD = REPO / "bench" / ".build"
-CLIENT = BUILD / "asyncore_echo_client"
+CLIENT = BUILD / "echo_client"
+PACED_TIMEOUT = 5.0  # seconds: a paced echo slower than this counts as failed
 HOST = "127.0.0.1"
 SIZE = 1024
 IMPLS = ("pyasyncore", "portside")
@@ -46,16 +51,16 @@ class BenchError(Exception):
     """A server or the client failed; the message says how."""
 
 
-def build_client() -> Path:
-    src = HERE / "echo_client.c"
-    if CLIENT.exists() and CLIENT.stat().st_mtime >= src.stat().st_mtime:
-        return CLIENT
+def build(src: Path, out: Path) -> Path:
+    """Compile ``src`` into ``out`` unless ``out`` is up to date."""
+    if out.exists() and out.stat().st_mtime >= src.stat().st_mtime:
+        return out
     if shutil.which("gcc") is None:
-        raise BenchError("gcc is needed to build echo_client.c")
+        raise BenchError(f"gcc is needed to build {src.name}")
     BUILD.mkdir(parents=True, exist_ok=True)
-    cmd = ["gcc", "-O2", "-Wall", "-Wextra", "-o", str(CLIENT), str(src)]
+    cmd = ["gcc", "-O2", "-Wall", "-Wextra", "-o", str(out), str(src)]
     subprocess.run(cmd, check=True, timeout=120)
-    return CLIENT
+    return out
 
 
 def pinned(cpu: str, argv: list[str]) -> list[str]:
@@ -159,6 +164,86 @@ def load(server: Server, conns: int, warmup: float, duration: float, line: bool)
     return Sample(messages / seconds, messages / cpu if cpu else float("nan"), other)
 
 
+@dataclass
+class Paced:
+    """One paced run: what the client counted and the server CPU while it sent."""
+
+    requests: int
+    ok: int
+    failed: int
+    skipped: int  # sends due while the last echo had not come back yet
+    p99_ms: float
+    max_ms: float
+    cpu: float  # server CPU seconds from "all connected" to the last echo
+
+    @property
+    def per_cpu(self) -> float:
+        return self.ok / self.cpu if self.cpu else float("nan")
+
+
+def paced(server: Server, conns: int, period: float, duration: float) -> Paced:
+    """``conns`` connections, each sending one line per ``period`` s for ``duration`` s."""
+    argv = [str(CLIENT), "scale", HOST, str(server.port), str(conns), str(SIZE)]
+    argv += [str(duration), str(period), str(PACED_TIMEOUT)]
+    client = subprocess.Popen(
+        pinned("1", argv),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "ECHO_CLIENT_LINE": "1"},
+    )
+    assert client.stdout is not None and client.stderr is not None
+    first = client.stdout.readline()  # "connected N": the paced sending starts
+    if not first.startswith("connected "):
+        client.kill()
+        raise BenchError(f"paced client: {first!r} {client.communicate(timeout=10)[1][-1000:]}")
+    cpu0 = cpu_seconds(server.proc.pid)
+    last = client.stdout.readline()
+    cpu = cpu_seconds(server.proc.pid) - cpu0
+    client.wait(PACED_TIMEOUT + 30)
+    client.stderr.read()  # "echo late" complaints: the counts below say as much
+    stats = dict(item.split("=") for item in last.split()) if "=" in last else {}
+    if "ok" not in stats:
+        raise BenchError(f"paced client gave no result: {last!r}")
+    return Paced(
+        int(stats["requests"]),
+        int(stats["ok"]),
+        int(stats["failed"]),
+        int(stats["skipped"]),
+        float(stats["p99_ms"]),
+        float(stats["max_ms"]),
+        cpu,
+    )
+
+
+def run_paced(args: argparse.Namespace) -> None:
+    conns, period, seconds = args.paced_conns, args.paced_period, args.paced_seconds
+    print(
+        f"\n{conns:,} connections, paced: each sends one 1 KiB line every {period:g} s for "
+        f"{seconds:g} s\n(an echo later than {PACED_TIMEOUT:g} s fails; pyasyncore with poll)"
+    )
+    print(
+        f"{'model':<11}{'impl':<12}{'requests':>9}{'ok':>8}{'failed':>7}{'skipped':>8}"
+        f"{'p99':>9}{'slowest':>10}{'cpu-s':>7}{'msg/cpu-s':>11}"
+    )
+    for model in MODELS:
+        runs = {}
+        for impl in IMPLS:
+            server = Server(args.python, impl, model, poll=impl == "pyasyncore")
+            try:
+                run = runs[impl] = paced(server, conns, period, seconds)
+            finally:
+                server.stop()
+            label = "pyasync-poll" if impl == "pyasyncore" else impl
+            print(
+                f"{model:<11}{label:<12}{run.requests:>9}{run.ok:>8}{run.failed:>7}"
+                f"{run.skipped:>8}{run.p99_ms:>7.0f}ms{run.max_ms:>8.0f}ms{run.cpu:>7.2f}"
+                f"{run.per_cpu:>11.0f}"
+            )
+        cost = runs["portside"].per_cpu / runs["pyasyncore"].per_cpu
+        print(f"{'':<11}portside/pyasyncore: {cost:.2f}x msg/cpu-s")
+
+
 def establish(server: Server, conns: int, cap: float) -> tuple[float, int]:
     """Open ``conns`` connections and serve one message on each; (seconds, served)."""
     argv = [str(CLIENT), "idle", HOST, str(server.port), str(conns), str(SIZE), str(cap)]
@@ -184,15 +269,21 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--duration", type=float, default=2.0)
     parser.add_argument("--warmup", type=float, default=0.5)
-    parser.add_argument("--quick", action="store_true", help="1 round of 1 s")
+    parser.add_argument(
+        "--quick", action="store_true", help="1 round of 1 s, 5 s paced (unless given)"
+    )
     parser.add_argument("--skip-slow", action="store_true", help="no pyasyncore 10k connect")
     parser.add_argument("--python", default=sys.executable)
+    parser.add_argument("--paced-conns", type=int, default=5000)
+    parser.add_argument("--paced-period", type=float, default=1.0, help="s between a conn's lines")
+    parser.add_argument("--paced-seconds", type=float, default=10.0)
+    parser.add_argument("--no-paced", action="store_true", help="skip the paced 5,000 run")
+    if parser.parse_known_args()[0].quick:  # shorter defaults; options given still win
+        parser.set_defaults(rounds=1, duration=1.0, warmup=0.3, paced_seconds=5.0)
     args = parser.parse_args()
-    if args.quick:
-        args.rounds, args.duration, args.warmup = 1, 1.0, 0.3
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 30_000)), hard))
-    build_client()
+    build(REPO / "bench" / "echo" / "echo_client.c", CLIENT)
     results = Results()
     counts = (10, 100, 1000)
     for round_no in range(args.rounds):
@@ -215,6 +306,8 @@ def main() -> int:
                 server.stop()
         print(f"round {round_no + 1}/{args.rounds} done", file=sys.stderr)
     report(results, (*counts, 5000))
+    if not args.no_paced:
+        run_paced(args)
     print("\n10,000 connections: time to connect all and serve one 1 KiB echo on each")
     for impl in IMPLS:
         if impl == "pyasyncore" and args.skip_slow:

@@ -19,9 +19,13 @@ from typing import Any, Protocol
 
 from portside import asyncore
 from portside._asyncore import driver as _driver
+from portside._asyncore import registration as _registration
 from portside._asyncore.driver import touch
 
 __all__ = ["async_chat", "find_prefix_at_end", "simple_producer"]
+
+
+_BYTES = (bytes, bytearray, memoryview)  # what push() takes (a tuple: isinstance is fastest)
 
 
 class _Producer(Protocol):
@@ -135,7 +139,7 @@ class async_chat(asyncore.dispatcher):
 
     def push(self, data: bytes | bytearray | memoryview) -> None:
         """Queue ``data`` for sending (split into ``ac_out_buffer_size`` pieces) and send."""
-        if not isinstance(data, bytes | bytearray | memoryview):
+        if not isinstance(data, _BYTES):
             raise TypeError("data argument must be byte-ish (%r)", type(data))
         size = self.ac_out_buffer_size
         if len(data) > size:
@@ -144,7 +148,8 @@ class async_chat(asyncore.dispatcher):
         else:
             self.producer_fifo.append(data)
         self.initiate_send()
-        touch(self)
+        if self is not _driver.dispatching:
+            touch(self)
 
     def push_with_producer(self, producer: _Producer) -> None:
         """Queue a producer: its ``more()`` is called for data until it returns b''."""
@@ -205,7 +210,7 @@ class async_chat(asyncore.dispatcher):
         touch(self)
 
 
-_driver.always_readable.add(async_chat.readable)
+_registration.always_readable.add(async_chat.readable)
 
 
 class simple_producer:

@@ -5,10 +5,11 @@ socket, ``readable()``/``writable()`` consulted before events are delivered, ``h
 callbacks, :func:`loop` over a map of file descriptors), so code written for it runs after
 changing the import line (or unchanged, under ``python -m portside.legacy``).
 
-What differs is underneath: :func:`loop` waits on the engine's event loop (epoll through uvloop
-or asyncio) instead of ``select()``, so there is no 1,024-descriptor limit and an iteration
-costs in proportion to the active dispatchers, not to the map. How predicates are re-checked is
-described in :mod:`portside._asyncore.engine`. Extras: :func:`attach` and :func:`loop_async`
+What differs is underneath: :func:`loop` waits on epoll instead of ``select()`` -- the map's own,
+directly, or through the engine's event loop (uvloop or asyncio) when the map shares it -- so
+there is no 1,024-descriptor limit and an iteration costs in proportion to the active
+dispatchers, not to the map. How predicates are re-checked is
+described in :mod:`portside._asyncore.driver`. Extras: :func:`attach` and :func:`loop_async`
 run a map inside an asyncio program; TLS sockets (``SSLContext.wrap_socket(...,
 do_handshake_on_connect=False)``) are handshaken by the engine, and ``send``/``recv`` treat
 want-read/want-write as "try again later".
@@ -38,6 +39,7 @@ from errno import (
 from typing import Any
 
 from portside._asyncore import driver as _driver
+from portside._asyncore import registration as _registration
 from portside._asyncore.driver import DRIVERS as _DRIVERS
 from portside._asyncore.driver import ExitNow
 from portside._asyncore.driver import touch as _touch
@@ -324,7 +326,7 @@ class dispatcher:
     def send(self, data: bytes | bytearray | memoryview) -> int:
         """Send what the socket takes now; returns the count (0 if it would block)."""
         try:
-            return int(self.socket.send(data))
+            sent: int = self.socket.send(data)
         except OSError as why:
             if why.errno == EWOULDBLOCK:
                 return 0
@@ -334,6 +336,7 @@ class dispatcher:
             if _tls_retry(self, why):
                 return 0
             raise
+        return sent
 
     def recv(self, buffer_size: int) -> bytes:
         """Receive up to ``buffer_size`` bytes; b'' (after ``handle_close``) at end of stream."""
@@ -465,9 +468,9 @@ def _tls_retry(d: dispatcher, why: OSError) -> bool:
     if ssl is None or not isinstance(why, ssl.SSLError):
         return False
     want = (
-        _driver.WANT_READ
+        _registration.WANT_READ
         if isinstance(why, ssl.SSLWantReadError)
-        else _driver.WANT_WRITE
+        else _registration.WANT_WRITE
         if isinstance(why, ssl.SSLWantWriteError)
         else 0
     )
@@ -482,8 +485,8 @@ def _tls_retry(d: dispatcher, why: OSError) -> bool:
     return False
 
 
-_driver.default_expt = (dispatcher.handle_expt, dispatcher.handle_expt_event)
-_driver.always_readable.add(dispatcher.readable)
+_registration.default_expt = (dispatcher.handle_expt, dispatcher.handle_expt_event)
+_registration.always_readable.add(dispatcher.readable)
 
 
 class dispatcher_with_send(dispatcher):

@@ -479,3 +479,42 @@ def test_loop_refuses_to_nest_in_a_running_loop(engine: Engine, run: Any) -> Non
 
     run(main())
     b.close()
+
+
+@pytest.mark.parametrize("count", [False, True], ids=["forever", "count"])
+def test_maps_of_one_thread_share_its_loop(engine: Engine, count: bool) -> None:
+    """A map that was run on this thread and is not empty is served while another map's
+    loop() runs (both are on the thread's engine loop)."""
+    first, second = engine.map(), engine.map()
+    server_a, server_b = EchoServer(map=first), EchoServer(map=second)
+    asyncore.loop(timeout=0.01, map=first, count=1)
+
+    def client() -> tuple[bytes, bytes]:
+        return echo_once(server_a.port, b"first"), echo_once(server_b.port, b"second")
+
+    assert engine.serve(client, map=second, count=count) == (b"first", b"second")
+
+
+def test_loop_refuses_to_nest_in_a_handler(engine: Engine) -> None:
+    private = engine.map()
+    errors: list[BaseException] = []
+
+    class Nester(asyncore.dispatcher):
+        def writable(self) -> bool:
+            return False
+
+        def handle_read(self) -> None:
+            self.recv(10)
+            try:
+                asyncore.loop(timeout=0.01, map=private, count=1)
+            except RuntimeError as exc:
+                errors.append(exc)
+            raise asyncore.ExitNow("done")
+
+    a, b = socket.socketpair()
+    Nester(a, map=private)
+    b.sendall(b"x")
+    with pytest.raises(asyncore.ExitNow):
+        asyncore.loop(timeout=1.0, map=private)
+    b.close()
+    assert len(errors) == 1 and "nested" in str(errors[0])

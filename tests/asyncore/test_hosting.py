@@ -174,3 +174,48 @@ def test_tls_client_dispatcher(engine: Engine, tls_files: Any) -> None:
     Client()
     asyncore.loop(timeout=5, map=private)
     assert b"".join(received) + b"\n" == message
+
+
+class TinyReadTLSServer(TLSServer):
+    """TLS line echo reading 7 bytes at a time: OpenSSL keeps the rest of each record."""
+
+    def handle_accepted(self, sock: socket.socket, addr: Any) -> None:
+        wrapped = self.context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        TLSEcho(wrapped, self._map).ac_in_buffer_size = 7
+
+
+def test_tls_plaintext_held_by_openssl_is_delivered(
+    engine: Engine, run: Any, tls_files: Any
+) -> None:
+    """Bytes OpenSSL decrypted but recv() did not take are delivered without socket activity,
+    by the blocking loop (polling the map's epoll itself) and by an attached map."""
+    private = engine.map()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_context.load_cert_chain(tls_files.cert, tls_files.key)
+    server = TinyReadTLSServer(private, server_context)
+    payload = b"".join(os.urandom(250).hex().encode() + b"\n" for _ in range(20))
+
+    def blocking_client() -> bytes:
+        context = tls_files.client_context()
+        address = ("127.0.0.1", server.port)
+        with (
+            socket.create_connection(address, timeout=10) as raw,
+            context.wrap_socket(raw, server_hostname="localhost") as sock,
+        ):
+            sock.sendall(payload)
+            got = b""
+            while len(got) < len(payload):
+                chunk = sock.recv(65536)
+                assert chunk, "server closed early"
+                got += chunk
+            return got
+
+    assert engine.serve(blocking_client, map=private) == payload
+
+    async def main() -> None:
+        attachment = asyncore.attach(private)
+        got = await echo_client(server.port, payload, tls_files.client_context())
+        assert got == payload
+        attachment.detach()
+
+    run(main(), timeout=20)

@@ -3,13 +3,12 @@
 asyncore's select() loop asks every dispatcher ``readable()`` and ``writable()`` before each
 select call, so an iteration costs in proportion to the whole map. A :class:`MapDriver`
 registers a dispatcher's descriptor with the map's poller (epoll) only for what its predicates
-want, registers the poller with the event loop (uvloop or asyncio), and asks the predicates of
-a dispatcher again:
+want, and asks the predicates of a dispatcher again:
 
 - just before it delivers an event to it (an event is delivered only while the predicate
   holds, as in asyncore), and right after the dispatcher handled it;
-- after any attribute of it was assigned, and after any dispatcher method that changes its
-  state (batched: once per batch of events, before the loop waits again);
+- after a dispatcher method that changes its state was called on it (``connect``, ``send``,
+  ``push``, ...; batched: once per batch of events, before the poller is waited on again);
 - in a full sweep of the map: at least every ``timeout`` seconds while idle (as asyncore's
   select would time out and look again), and while busy as often as costs at most
   1/``SWEEP_BUDGET`` of the loop's time. This catches predicates that depend on state held
@@ -18,6 +17,17 @@ a dispatcher again:
 So an iteration costs in proportion to the dispatchers that are active, not to the map's size.
 Events of one descriptor are delivered read, then write, then priority, before the next
 descriptor's (asyncore delivers all reads of an iteration before all writes).
+
+Who waits on the poller:
+
+- *direct mode*: the blocking API (``loop()``, ``poll()``) on a thread whose engine loop
+  holds no other map -- the usual legacy program -- waits in the poller itself: one
+  ``epoll_wait`` per wake-up, no event loop and no callback in between, and no event loop
+  running while handlers run (as under asyncore). Timers the loop would keep (the sweep, TLS
+  plaintext that OpenSSL holds) are kept by the driver.
+- *loop mode*: otherwise (``attach()``/``loop_async()``, or several maps run on one thread),
+  the poller's descriptor is registered with the event loop (uvloop or asyncio), which calls
+  the driver when it is readable, so the maps share the loop with everything else on it.
 """
 
 from __future__ import annotations
@@ -37,6 +47,11 @@ from portside._asyncore.poller import (
     new_poller,
     watch,
 )
+from portside._asyncore.registration import TLS_HANDSHAKE as _TLS_HANDSHAKE
+from portside._asyncore.registration import TLS_READY as _TLS_READY
+from portside._asyncore.registration import TLS_UNCONNECTED as _TLS_UNCONNECTED
+from portside._asyncore.registration import WANT_READ, WANT_WRITE
+from portside._asyncore.registration import Registration as _Reg
 
 __all__ = ["DISCONNECTED", "ExitNow", "MapDriver"]
 
@@ -62,11 +77,8 @@ DISCONNECTED = frozenset(
 _READ_READY = EPOLLIN | EPOLLERR | EPOLLHUP
 _WRITE_READY = EPOLLOUT | EPOLLERR | EPOLLHUP
 
-WANT_READ, WANT_WRITE = 1, 2
 # where run_once is: not in an iteration, waiting for the iteration's batch, had it
 _FREE, _WANT_BATCH, _HAD_BATCH = 0, 1, 2
-# TLS states of a registration
-_PLAIN, _TLS_UNCONNECTED, _TLS_HANDSHAKE, _TLS_READY = 0, 1, 2, 3
 
 
 class ExitNow(Exception):
@@ -83,13 +95,6 @@ DRIVERS: dict[int, MapDriver] = {}
 dispatching: Any = None
 """The dispatcher handling an event right now: its attribute changes need no touch()."""
 
-default_expt: tuple[Any, Any] = (None, None)
-"""asyncore's own handle_expt/handle_expt_event: dispatchers that keep both get no EPOLLPRI."""
-
-always_readable: set[Any] = set()
-"""``readable`` methods known to return true whatever the state (asyncore's, asynchat's):
-a dispatcher using one of them is not asked before and after each event."""
-
 
 def touch(d: Any) -> None:
     """Tell the driver of ``d``'s map that ``d``'s predicates may have changed.
@@ -101,25 +106,6 @@ def touch(d: Any) -> None:
         driver = DRIVERS.get(id(getattr(d, "_map", None)))
         if driver is not None:
             driver.touch(d)
-
-
-class _Reg:
-    """One descriptor as the poller knows it: which dispatcher, which event mask."""
-
-    __slots__ = ("always", "const_read", "dispatcher", "expt", "fd", "mask", "tls", "want")
-
-    def __init__(self, dispatcher: Any, fd: int) -> None:
-        self.dispatcher = dispatcher
-        self.fd = fd
-        self.mask = 0
-        self.always = False  # epoll refuses the descriptor (a regular file): always ready
-        cls = type(dispatcher)
-        self.expt = (cls.handle_expt, cls.handle_expt_event) != default_expt
-        self.const_read = cls.readable in always_readable
-        ssl = sys.modules.get("ssl")
-        tls = ssl is not None and isinstance(dispatcher.socket, ssl.SSLSocket)
-        self.tls = _TLS_UNCONNECTED if tls else _PLAIN
-        self.want = 0
 
 
 class MapDriver:
@@ -144,6 +130,9 @@ class MapDriver:
         self.next_sweep = 0.0
         self.sweep_idle = False
         self._in_batch = False
+        self.stop_batch = False  # a handler failed: deliver nothing more in this batch
+        self.direct = False  # run()/run_once() poll the poller themselves: the loop is idle
+        self.tls_reads: list[_Reg] = []  # direct mode: TLS plaintext waiting inside OpenSSL
         self._flush_handle: asyncio.Handle | None = None
         self._sweep_handle: asyncio.TimerHandle | None = None
         self.poller = new_poller()
@@ -154,7 +143,7 @@ class MapDriver:
     def touch(self, dispatcher: Any) -> None:
         """``dispatcher`` may have changed: ask its predicates again before the loop waits."""
         self.dirty[id(dispatcher)] = dispatcher
-        if not self._in_batch and self._flush_handle is None:
+        if not self._in_batch and not self.direct and self._flush_handle is None:
             self._flush_handle = self.loop.call_soon(self.flush)
 
     def forget(self, fd: int) -> None:
@@ -221,7 +210,7 @@ class MapDriver:
     @staticmethod
     def _mask(reg: _Reg, d: Any) -> int:
         mask = EPOLLIN if reg.const_read or d.readable() else 0
-        if not d.accepting and d.writable():
+        if d.writable() and not d.accepting:  # asked even when accepting, as asyncore does
             mask |= EPOLLOUT
         if reg.want:
             mask |= EPOLLIN if reg.want == WANT_READ else EPOLLOUT
@@ -239,13 +228,15 @@ class MapDriver:
         if reg.always:
             if mask:
                 self.always[reg.fd] = reg
-                self.loop.call_soon(self._on_ready)
+                if not self.direct:
+                    self.loop.call_soon(self._on_ready)
             else:
                 self.always.pop(reg.fd, None)
         self.watched += (mask != 0) - (old != 0)
         reg.mask = mask
 
     def _unregister(self, reg: _Reg) -> None:
+        reg.live = False
         if reg.mask:
             self._watch(reg, 0)
         if self.regs.get(reg.fd) is reg:
@@ -254,85 +245,10 @@ class MapDriver:
     # -- events ----------------------------------------------------------------------------
 
     def _on_ready(self) -> None:
-        global dispatching
+        """The event loop saw the poller readable: dispatch a batch of events."""
         if self.iteration == _HAD_BATCH or self.halted:
             return
-        events = self.poller.poll(0, BATCH)
-        if self.always:
-            events += [(fd, EPOLLIN | EPOLLOUT) for fd in self.always]
-        self._in_batch = True
-        regs, map = self.regs, self.lookup
-        for fd, ev in events:
-            reg = regs.get(fd)
-            if reg is None:
-                continue
-            d: Any = reg.dispatcher
-            current: Any = map(fd)
-            if current is not d:
-                self._unregister(reg)
-                if current is not None:
-                    self.dirty[id(current)] = current
-                continue
-            if reg.tls and (reg.tls == _TLS_HANDSHAKE or reg.want):
-                self._tls_event(reg)
-                continue
-            mask = reg.mask
-            try:
-                if ev & _READ_READY and mask & EPOLLIN and (reg.const_read or d.readable()):
-                    dispatching = d
-                    try:
-                        d.handle_read_event()
-                    except _RERAISED as exc:
-                        self._fail(exc)
-                    except BaseException:
-                        self._handle_error(d)
-                    if reg.tls:
-                        self._tls_pending(reg)
-                if (
-                    ev & _WRITE_READY
-                    and mask & EPOLLOUT
-                    and map(fd) is d
-                    and not d.accepting
-                    and d.writable()
-                ):
-                    dispatching = d
-                    try:
-                        d.handle_write_event()
-                    except _RERAISED as exc:
-                        self._fail(exc)
-                    except BaseException:
-                        self._handle_error(d)
-                if ev & EPOLLPRI and map(fd) is d:
-                    dispatching = d
-                    try:
-                        d.handle_expt_event()
-                    except _RERAISED as exc:
-                        self._fail(exc)
-                    except BaseException:
-                        self._handle_error(d)
-                dispatching = None
-                if map(fd) is d:
-                    if reg.tls:
-                        self.dirty[id(d)] = d
-                    else:  # _mask(), inlined: this runs once per event
-                        new = EPOLLIN if reg.const_read or d.readable() else 0
-                        if not d.accepting and d.writable():
-                            new |= EPOLLOUT
-                        if new and reg.expt:
-                            new |= EPOLLPRI
-                        if new != reg.mask:
-                            self._watch(reg, new)
-            except BaseException as exc:  # a predicate raised: it leaves loop(), as in asyncore
-                dispatching = None
-                self._fail(exc)
-            if self.failure is not None or self.halted:
-                break
-        self._in_batch = False
-        self.events += len(events)
-        if self.dirty:
-            self.flush()
-        else:
-            self._check_empty()
+        self._dispatch(self.poller.poll(0, BATCH))
         if self.iteration == _WANT_BATCH:
             self.iteration = _HAD_BATCH
             self.loop.stop()
@@ -340,6 +256,92 @@ class MapDriver:
             self._arm_sweep(busy=True)
         if self.always:
             self.loop.call_soon(self._on_ready)
+
+    def _dispatch(self, events: list[tuple[int, int]]) -> None:
+        global dispatching
+        if self.always:
+            events += [(fd, EPOLLIN | EPOLLOUT) for fd in self.always]
+        self._in_batch = True
+        self.stop_batch = False
+        regs, map, lookup = self.regs, self.map, self.lookup
+        try:
+            for fd, ev in events:
+                try:
+                    reg = regs[fd]
+                    current: Any = map[fd]
+                except KeyError:  # unregistered earlier in this batch, or left the map by hand
+                    stale = regs.get(fd)
+                    if stale is not None:
+                        self._unregister(stale)
+                    continue
+                d: Any = reg.dispatcher
+                if current is not d:
+                    self._unregister(reg)
+                    self.dirty[id(current)] = current
+                    continue
+                tls = reg.tls
+                if tls and (tls == _TLS_HANDSHAKE or reg.want):
+                    self._tls_event(reg)
+                    continue
+                mask = reg.mask
+                # d's own method calls need no touch() while it handles events (and until the
+                # next dispatcher's turn: the mask is recomputed below anyway)
+                dispatching = d
+                try:
+                    if ev & _READ_READY and mask & EPOLLIN and (reg.const_read or d.readable()):
+                        try:
+                            d.handle_read_event()
+                        except _RERAISED as exc:
+                            self._fail(exc)
+                        except BaseException:
+                            self._handle_error(d)
+                        if tls:
+                            self._tls_pending(reg)
+                    if (
+                        ev & _WRITE_READY
+                        and mask & EPOLLOUT
+                        and lookup(fd) is d
+                        and d.writable()
+                        and not d.accepting
+                    ):
+                        try:
+                            d.handle_write_event()
+                        except _RERAISED as exc:
+                            self._fail(exc)
+                        except BaseException:
+                            self._handle_error(d)
+                    if ev & EPOLLPRI and lookup(fd) is d:
+                        try:
+                            d.handle_expt_event()
+                        except _RERAISED as exc:
+                            self._fail(exc)
+                        except BaseException:
+                            self._handle_error(d)
+                    # Still registered (a dispatcher that left the map through del_channel is
+                    # not; one deleted from the map by hand is caught by its next event).
+                    if reg.live:
+                        if tls:
+                            self.dirty[id(d)] = d
+                        else:  # _mask(), inlined: this runs once per event
+                            new = EPOLLIN if reg.const_read or d.readable() else 0
+                            if d.writable() and not d.accepting:
+                                new |= EPOLLOUT
+                            if new and reg.expt:
+                                new |= EPOLLPRI
+                            if new != mask:
+                                self._watch(reg, new)
+                except BaseException as exc:  # a predicate raised: it leaves loop(), as in asyncore
+                    self._fail(exc)
+                if self.stop_batch:
+                    break
+        finally:
+            dispatching = None
+        self._in_batch = False
+        self.events += len(events)
+        if self.dirty:
+            self.flush()
+        else:
+            self._check_empty()
 
     def _handle_error(self, d: Any) -> None:
         try:
@@ -393,7 +395,10 @@ class MapDriver:
         d = reg.dispatcher
         if self.lookup(reg.fd) is d and d.socket.pending():
             # OpenSSL holds decrypted bytes the poller cannot see: deliver another read now
-            self.loop.call_soon(self._pending_read, reg)
+            if self.direct:
+                self.tls_reads.append(reg)
+            else:
+                self.loop.call_soon(self._pending_read, reg)
 
     def _pending_read(self, reg: _Reg) -> None:
         global dispatching
@@ -414,6 +419,7 @@ class MapDriver:
     # -- ending, failing, sweeping -----------------------------------------------------------
 
     def _fail(self, exc: BaseException) -> None:
+        self.stop_batch = True
         if self.waiter is not None:
             if isinstance(exc, KeyboardInterrupt | SystemExit):
                 raise exc
@@ -423,7 +429,7 @@ class MapDriver:
             return
         if self.failure is None:
             self.failure = exc
-        if self.running or self.iteration != _FREE:
+        if not self.direct and (self.running or self.iteration != _FREE):
             self.loop.stop()
 
     def _check_empty(self) -> None:
@@ -432,7 +438,7 @@ class MapDriver:
         if self.waiter is not None:
             if not self.waiter.done():
                 self.waiter.set_result(None)
-        elif self.running:
+        elif self.running and not self.direct:
             self.loop.stop()
 
     def raise_failure(self) -> None:
@@ -480,22 +486,26 @@ class MapDriver:
         self.timeout = timeout
         now = time.monotonic()
         if now >= self.next_sweep:
-            busy, self.events = self.events > 0, 0
-            self.sweep()
-            pause = max(SWEEP_MIN_INTERVAL, SWEEP_BUDGET * self.sweep_cost)
-            self.next_sweep = now + (pause if busy else max(timeout, pause))
+            self._sweep_now(now, timeout)
         self.flush()
         self.raise_failure()
-        if not self.watched:
+        if not self.watched and not self.tls_reads:
             time.sleep(timeout)
             return
-        self.iteration = _WANT_BATCH
-        timer = self.loop.call_later(timeout, self.loop.stop)
-        try:
-            self.loop.run_forever()
-        finally:
-            timer.cancel()
-            self.iteration = _FREE
+        if self.shares_loop():
+            self.iteration = _WANT_BATCH
+            timer = self.loop.call_later(timeout, self.loop.stop)
+            try:
+                self.loop.run_forever()
+            finally:
+                timer.cancel()
+                self.iteration = _FREE
+        else:
+            self.direct = True
+            try:
+                self._poll(timeout)
+            finally:
+                self.direct = False
         self.raise_failure()
 
     def run(self, timeout: float) -> None:
@@ -505,13 +515,69 @@ class MapDriver:
         if not self.map:
             return
         self.running = True
-        self.arm_sweep(timeout)
         try:
-            self.loop.run_forever()
+            if self.shares_loop():
+                self.arm_sweep(timeout)
+                self.loop.run_forever()
+            else:
+                self._run_direct(timeout)
         finally:
             self.running = False
             self.stop_sweeping()
         self.raise_failure()
+
+    def shares_loop(self) -> bool:
+        """Whether another map's driver is on this driver's loop.
+
+        Then the blocking API runs the event loop, which serves every map on it; otherwise
+        nothing but this map uses the loop and the driver waits on its poller directly.
+        """
+        return any(d is not self and d.loop is self.loop for d in DRIVERS.values())
+
+    # -- direct mode: the blocking API waits on the poller itself, no event loop in between --
+
+    def _run_direct(self, timeout: float) -> None:
+        self.direct = True
+        self.events = 0
+        now = time.monotonic()
+        self.next_sweep = now + max(timeout, SWEEP_MIN_INTERVAL)  # run() has just swept
+        idle = True
+        try:
+            while self.map and self.failure is None:
+                now = time.monotonic()
+                if now >= self.next_sweep:
+                    idle = self._sweep_now(now, timeout)
+                    continue
+                if self.dirty:
+                    self.flush()
+                self._poll(self.next_sweep - now)
+                if idle and self.events:  # the first events after a quiet spell
+                    idle = False
+                    pause = max(SWEEP_MIN_INTERVAL, SWEEP_BUDGET * self.sweep_cost)
+                    self.next_sweep = min(self.next_sweep, time.monotonic() + pause)
+        finally:
+            self.direct = False
+
+    def _sweep_now(self, now: float, timeout: float) -> bool:
+        """Sweep the map and plan the next sweep; returns whether the map was idle."""
+        idle, self.events = self.events == 0, 0
+        try:
+            self.sweep()
+        except BaseException as exc:
+            self._fail(exc)
+        pause = max(SWEEP_MIN_INTERVAL, SWEEP_BUDGET * self.sweep_cost)
+        self.next_sweep = now + (max(timeout, pause) if idle else pause)
+        return idle
+
+    def _poll(self, wait: float) -> None:
+        """Wait on the poller up to ``wait`` seconds and dispatch what it reports."""
+        if self.always or self.tls_reads:
+            wait = 0.0
+        self._dispatch(self.poller.poll(wait, BATCH))
+        if self.tls_reads:
+            reads, self.tls_reads = self.tls_reads, []
+            for reg in reads:
+                self._pending_read(reg)
 
     def close(self) -> None:
         """Drop every registration, close the poller and forget this driver."""
@@ -522,6 +588,7 @@ class MapDriver:
         self.dirty.clear()
         self.regs.clear()
         self.always.clear()
+        self.tls_reads.clear()
         if not self.loop.is_closed():
             self.loop.remove_reader(self.poller.fileno())
         self.poller.close()

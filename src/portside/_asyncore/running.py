@@ -1,7 +1,9 @@
 """Where a dispatcher map runs: a private engine loop per thread, or a running asyncio loop.
 
 ``asyncore.loop()`` and ``poll()`` block, so they run the map on a private event loop of this
-thread (``auto``: uvloop when installed; see :func:`use_loop`). The loop and the map's driver
+thread (``auto``: uvloop when installed; see :func:`use_loop`): while it is the only map on
+that loop, the driver waits on the map's epoll directly (see :mod:`portside._asyncore.driver`);
+every map run on the thread and not yet empty shares the loop. The loop and the map's driver
 are kept between ``loop(count=N)`` calls and closed when the map empties (or by
 ``close_all``). Inside an asyncio program, :func:`attach` and :func:`loop_async` run the map on
 the loop that is already running, beside whatever else it serves.
@@ -22,6 +24,7 @@ __all__ = ["Attachment", "attach", "loop_async", "release", "run", "run_once", "
 
 class _Local(threading.local):
     loop: asyncio.AbstractEventLoop | None = None
+    blocking = False  # inside loop()/poll() on this thread
 
 
 _local = _Local()
@@ -85,18 +88,32 @@ def driver_for(map: Map, loop: asyncio.AbstractEventLoop) -> MapDriver:
     return driver
 
 
+def _enter() -> asyncio.AbstractEventLoop:
+    loop = _engine_loop()
+    if _local.blocking:
+        raise RuntimeError("asyncore.loop() cannot be nested in a handler")
+    _local.blocking = True
+    return loop
+
+
 def run_once(map: Map, timeout: float) -> None:
     """One iteration over ``map`` on this thread's engine loop."""
-    driver_for(map, _engine_loop()).run_once(timeout)
+    loop = _enter()
+    try:
+        driver_for(map, loop).run_once(timeout)
+    finally:
+        _local.blocking = False
     if not map:
         release(map)
 
 
 def run(map: Map, timeout: float) -> None:
     """Run ``map`` on this thread's engine loop until it is empty."""
+    loop = _enter()
     try:
-        driver_for(map, _engine_loop()).run(timeout)
+        driver_for(map, loop).run(timeout)
     finally:
+        _local.blocking = False
         if not map:
             release(map)
 

@@ -1,0 +1,61 @@
+"""What a map's driver keeps per descriptor, and what the compat modules tell it about
+their own classes."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+__all__ = [
+    "PLAIN",
+    "TLS_HANDSHAKE",
+    "TLS_READY",
+    "TLS_UNCONNECTED",
+    "WANT_READ",
+    "WANT_WRITE",
+    "Registration",
+    "always_readable",
+    "default_expt",
+]
+
+# the direction a TLS recv/send (or handshake) needs before it can make progress
+WANT_READ, WANT_WRITE = 1, 2
+# TLS states of a registration
+PLAIN, TLS_UNCONNECTED, TLS_HANDSHAKE, TLS_READY = 0, 1, 2, 3
+
+default_expt: tuple[Any, Any] = (None, None)
+"""asyncore's own handle_expt/handle_expt_event: dispatchers that keep both get no EPOLLPRI."""
+
+always_readable: set[Any] = set()
+"""``readable`` methods known to return true whatever the state (asyncore's, asynchat's):
+a dispatcher using one of them is not asked before and after each event."""
+
+
+class Registration:
+    """One descriptor as the poller knows it: which dispatcher, which event mask."""
+
+    __slots__ = (
+        "always",
+        "const_read",
+        "dispatcher",
+        "expt",
+        "fd",
+        "live",
+        "mask",
+        "tls",
+        "want",
+    )
+
+    def __init__(self, dispatcher: Any, fd: int) -> None:
+        self.dispatcher = dispatcher
+        self.fd = fd
+        self.mask = 0
+        self.live = True  # false once unregistered (the dispatcher left the map)
+        self.always = False  # epoll refuses the descriptor (a regular file): always ready
+        cls = type(dispatcher)
+        self.expt = (cls.handle_expt, cls.handle_expt_event) != default_expt
+        self.const_read = cls.readable in always_readable
+        ssl = sys.modules.get("ssl")
+        tls = ssl is not None and isinstance(dispatcher.socket, ssl.SSLSocket)
+        self.tls = TLS_UNCONNECTED if tls else PLAIN
+        self.want = 0

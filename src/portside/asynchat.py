@@ -53,7 +53,10 @@ class async_chat(asyncore.dispatcher):
         super().__init__(sock, map)
 
     def collect_incoming_data(self, data: bytes) -> None:
-        """Received bytes that are not a terminator; subclasses must implement it."""
+        """Received bytes that are not a terminator.
+
+        Abstract, as documented for asynchat: a subclass must implement it.
+        """
         raise NotImplementedError("must be implemented in subclass")
 
     def _collect_incoming_data(self, data: bytes) -> None:
@@ -65,7 +68,10 @@ class async_chat(asyncore.dispatcher):
         return data
 
     def found_terminator(self) -> None:
-        """The terminator was reached; subclasses must implement it."""
+        """The terminator was reached.
+
+        Abstract, as documented for asynchat: a subclass must implement it.
+        """
         raise NotImplementedError("must be implemented in subclass")
 
     def set_terminator(self, term: bytes | str | int | None) -> None:

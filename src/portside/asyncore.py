@@ -574,7 +574,10 @@ class file_wrapper:
         return os.write(self.fd, *args)
 
     def getsockopt(self, level: int, optname: int, buflen: int | None = None) -> int:
-        """Only ``SO_ERROR`` (always 0), which the dispatcher asks for."""
+        """Only ``SO_ERROR`` (always 0), which the dispatcher asks for.
+
+        Any other option raises ``NotImplementedError``, as asyncore's ``file_wrapper`` does.
+        """
         if level == socket.SOL_SOCKET and optname == socket.SO_ERROR and not buflen:
             return 0
         raise NotImplementedError("Only asyncore specific behaviour implemented.")

@@ -327,7 +327,8 @@ class SMTPServer(asyncore.dispatcher):
         """Handle one accepted message; return None for "250 OK" or a reply line to send.
 
         ``data`` is bytes (str with ``decode_data=True``); ``kwargs`` carries
-        ``mail_options`` and ``rcpt_options`` unless ``decode_data`` is set.
+        ``mail_options`` and ``rcpt_options`` unless ``decode_data`` is set. Abstract, as
+        documented for smtpd: the base class raises ``NotImplementedError``.
         """
         raise NotImplementedError
 

@@ -166,11 +166,17 @@ class BaseServer:
         """Called when :meth:`handle_request` saw no request within ``timeout``."""
 
     def fileno(self) -> int:
-        """The descriptor of the socket the server listens on (defined by subclasses)."""
+        """The descriptor of the socket the server listens on.
+
+        Abstract here, as in the stdlib's ``BaseServer``: the socket servers define it.
+        """
         raise NotImplementedError
 
     def get_request(self) -> tuple[Any, Any]:
-        """Take the next request: ``(request, client_address)`` (defined by subclasses)."""
+        """Take the next request: ``(request, client_address)``.
+
+        Abstract here, as in the stdlib's ``BaseServer``: the socket servers define it.
+        """
         raise NotImplementedError
 
     def verify_request(self, request: Any, client_address: Any) -> bool:

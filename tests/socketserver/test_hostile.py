@@ -12,14 +12,9 @@ import pytest
 
 from portside import Limits, socketserver
 
-from .support import CLIENT_TIMEOUT, JOIN_TIMEOUT, Serve, connect, read_all
+from .support import CLIENT_TIMEOUT, JOIN_TIMEOUT, Serve, connect, read_all, wait_until
+from .support import STREAM_SERVERS as SERVERS
 
-SERVERS = {
-    "plain": socketserver.TCPServer,
-    "threading": socketserver.ThreadingTCPServer,
-    "pool": socketserver.ThreadPoolTCPServer,
-    "green": socketserver.GreenTCPServer,
-}
 CONCURRENT = ["threading", "pool", "green"]
 LINGER_ZERO = b"\x01\x00\x00\x00\x00\x00\x00\x00"  # struct linger {on, 0 s}: close sends RST
 
@@ -139,8 +134,8 @@ def test_twice_max_workers_clients_wait_their_turn(loop_kind: str, serve: Serve)
 
     server = serve(Pool(("127.0.0.1", 0), Counted, event_loop=loop_kind))
     clients = [connect(server.server_address) for _ in range(4)]
-    time.sleep(0.2)  # let the server accept all four: two run, two wait for a worker
-    assert server.statistics().connections_open == 4
+    # the server accepts all four: two run, two wait for a worker
+    wait_until(lambda: server.statistics().connections_open == 4)
     for n, client in enumerate(clients):
         client.sendall(f"{n}\n".encode())
     for n, client in enumerate(clients):

@@ -12,18 +12,8 @@ import pytest
 import portside
 from portside import socketserver
 
-SERVERS = {
-    "plain": socketserver.TCPServer,
-    "threading": socketserver.ThreadingTCPServer,
-    "pool": socketserver.ThreadPoolTCPServer,
-    "green": socketserver.GreenTCPServer,
-}
-
-
-class Upper(socketserver.StreamRequestHandler):
-    def handle(self) -> None:
-        for line in self.rfile:
-            self.wfile.write(line.upper())
+from .support import STREAM_SERVERS as SERVERS
+from .support import Upper
 
 
 async def _native_echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -13,20 +13,8 @@ import pytest
 
 from portside import Limits, socketserver
 
-from .support import CLIENT_TIMEOUT, Serve, connect, read_all
-
-SERVERS = {
-    "plain": socketserver.TCPServer,
-    "threading": socketserver.ThreadingTCPServer,
-    "pool": socketserver.ThreadPoolTCPServer,
-    "green": socketserver.GreenTCPServer,
-}
-
-
-class Upper(socketserver.StreamRequestHandler):
-    def handle(self) -> None:
-        for line in self.rfile:
-            self.wfile.write(line.upper())
+from .support import CLIENT_TIMEOUT, Serve, Upper, connect, read_all
+from .support import STREAM_SERVERS as SERVERS
 
 
 def _server_context(tls_files: Any) -> ssl.SSLContext:

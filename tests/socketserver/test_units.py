@@ -17,6 +17,8 @@ from portside.config import Limits
 from portside.core.connection import SWEEPS_PER_TIMEOUT
 from portside.core.metrics import Counters
 
+from .support import wait_until
+
 
 def test_pool_runs_everything_in_order_on_at_most_max_workers_threads() -> None:
     pool = WorkerPool(2, name="t", daemon=True)
@@ -34,7 +36,7 @@ def test_pool_runs_everything_in_order_on_at_most_max_workers_threads() -> None:
 
     for n in range(5):
         pool.submit(work, n)
-    time.sleep(0.1)  # the two workers have taken the first two items
+    wait_until(lambda: len(started) == 2)  # the two workers have taken the first two items
     assert sorted(started) == [0, 1]
     assert pool.threads == 2
     release.set()

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from typing import Any
 
 from portside.core.connection import Connection
 from portside.core.server import Server
+from tests.core.support import eventually
 
 TCP = "tcp:0:interface=127.0.0.1"
 UDP = "udp:0:interface=127.0.0.1"
@@ -63,20 +63,6 @@ async def udp_send(address: Any, *datagrams: bytes) -> None:
     for datagram in datagrams:
         transport.sendto(datagram)
     transport.close()
-
-
-async def eventually(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-    """Wait until ``predicate()`` holds, yielding to the loop between checks.
-
-    For state with no event to await (kernel buffers filling, a counter moving); fails after
-    ``timeout``.
-    """
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.002)
 
 
 async def server_side(server: Server) -> Connection:

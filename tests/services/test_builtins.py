@@ -26,10 +26,10 @@ from portside.services.builtins import (
     time_bytes,
 )
 from tests.conftest import Run
+from tests.core.support import eventually
 from tests.services.support import (
     TCP,
     UDP,
-    eventually,
     read_until_closed,
     server_side,
     udp_ask,

@@ -392,18 +392,10 @@ class Runtime:
         counters = self.counters
         live = list(self.owner.live)
         received, sent = self.inflight.byte_totals()
-        return Statistics(
-            connections_open=len(self.inflight),
-            connections_total=counters.connections_total,
-            bytes_received=received + sum(c.bytes_received for c in live),
-            bytes_sent=sent + sum(c.bytes_sent for c in live),
-            datagrams_received=counters.datagrams_received,
-            datagrams_sent=counters.datagrams_sent,
-            errors=counters.errors,
-            connection_errors=counters.connection_errors,
-            timeouts=counters.timeouts,
-            write_pauses=counters.write_pauses,
-            accept_pauses=counters.accept_pauses,
+        return counters.snapshot(
+            len(self.inflight),
+            received + sum(c.bytes_received for c in live),
+            sent + sum(c.bytes_sent for c in live),
         )
 
 

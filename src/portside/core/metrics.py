@@ -51,3 +51,23 @@ class Counters:
         self.timeouts = 0
         self.write_pauses = 0
         self.accept_pauses = 0
+
+    def snapshot(self, connections_open: int, bytes_received: int, bytes_sent: int) -> Statistics:
+        """A frozen :class:`Statistics` of these totals.
+
+        The caller gives what it counts elsewhere: the connections open, and the byte totals
+        including the live connections' own counts.
+        """
+        return Statistics(
+            connections_open=connections_open,
+            connections_total=self.connections_total,
+            bytes_received=bytes_received,
+            bytes_sent=bytes_sent,
+            datagrams_received=self.datagrams_received,
+            datagrams_sent=self.datagrams_sent,
+            errors=self.errors,
+            connection_errors=self.connection_errors,
+            timeouts=self.timeouts,
+            write_pauses=self.write_pauses,
+            accept_pauses=self.accept_pauses,
+        )

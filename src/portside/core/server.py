@@ -159,18 +159,10 @@ class Server:
         owner = self.owner
         counters = owner.counters
         live = list(owner.live)
-        return Statistics(
-            connections_open=len(live),
-            connections_total=counters.connections_total,
-            bytes_received=counters.bytes_received + sum(c.bytes_received for c in live),
-            bytes_sent=counters.bytes_sent + sum(c.bytes_sent for c in live),
-            datagrams_received=counters.datagrams_received,
-            datagrams_sent=counters.datagrams_sent,
-            errors=counters.errors,
-            connection_errors=counters.connection_errors,
-            timeouts=counters.timeouts,
-            write_pauses=counters.write_pauses,
-            accept_pauses=counters.accept_pauses,
+        return counters.snapshot(
+            len(live),
+            counters.bytes_received + sum(c.bytes_received for c in live),
+            counters.bytes_sent + sum(c.bytes_sent for c in live),
         )
 
     def stop_accepting(self) -> None:

@@ -18,8 +18,8 @@ from collections import deque
 from typing import Any, Protocol
 
 from portside import asyncore
-from portside._asyncore import driver as _driver
 from portside._asyncore import registration as _registration
+from portside._asyncore.driver import handling as _handling
 from portside._asyncore.driver import touch
 
 __all__ = ["async_chat", "find_prefix_at_end", "simple_producer"]
@@ -154,7 +154,7 @@ class async_chat(asyncore.dispatcher):
         else:
             self.producer_fifo.append(data)
         self.initiate_send()
-        if self is not _driver.dispatching:
+        if self is not _handling.dispatcher:
             touch(self)
 
     def push_with_producer(self, producer: _Producer) -> None:

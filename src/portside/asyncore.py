@@ -42,6 +42,7 @@ from portside._asyncore import driver as _driver
 from portside._asyncore import registration as _registration
 from portside._asyncore.driver import DRIVERS as _DRIVERS
 from portside._asyncore.driver import ExitNow
+from portside._asyncore.driver import handling as _handling
 from portside._asyncore.driver import touch as _touch
 from portside._asyncore.running import Attachment, attach, loop_async, release, use_loop
 from portside._asyncore.running import run as _run
@@ -486,6 +487,7 @@ def _tls_retry(d: dispatcher, why: OSError) -> bool:
 
 
 _registration.default_expt = (dispatcher.handle_expt, dispatcher.handle_expt_event)
+_registration.default_read_event = dispatcher.handle_read_event
 _registration.always_readable.add(dispatcher.readable)
 
 
@@ -500,14 +502,14 @@ class dispatcher_with_send(dispatcher):
         """Send as much of ``out_buffer`` as the socket takes (64 KiB at most)."""
         num_sent = dispatcher.send(self, self.out_buffer[:65536])
         self.out_buffer = self.out_buffer[num_sent:]
-        if self is not _driver.dispatching:
+        if self is not _handling.dispatcher:
             _touch(self)
 
     def handle_write(self) -> None:
         self.initiate_send()
 
     def writable(self) -> bool:
-        return (not self.connected) or bool(len(self.out_buffer))
+        return not self.connected or len(self.out_buffer) > 0
 
     def send(self, data: bytes | bytearray | memoryview) -> None:  # type: ignore[override]
         """Queue ``data`` and send what can go now (returns None, as asyncore's does)."""
@@ -515,7 +517,7 @@ class dispatcher_with_send(dispatcher):
             self.log_info(f"sending {data!r}")
         self.out_buffer = self.out_buffer + data
         self.initiate_send()
-        if self is not _driver.dispatching:
+        if self is not _handling.dispatcher:
             _touch(self)
 
 

@@ -367,6 +367,32 @@ def test_compact_traceback_and_close_all(engine: Engine) -> None:
         b.close()
 
 
+def test_loop_calls_an_overridden_handle_read_event(engine: Engine) -> None:
+    """The driver calls ``handle_read`` itself only for asyncore's own handle_read_event."""
+    seen: list[bytes] = []
+
+    class Custom(asyncore.dispatcher):
+        def writable(self) -> bool:
+            return False
+
+        def handle_read_event(self) -> None:
+            seen.append(self.recv(10))
+            raise asyncore.ExitNow("read")
+
+        def handle_read(self) -> None:
+            raise AssertionError("handle_read_event was bypassed")
+
+    a, b = socket.socketpair()
+    try:
+        Custom(a)
+        b.sendall(b"x")
+        with pytest.raises(asyncore.ExitNow):
+            asyncore.loop(timeout=0.1, count=50)
+        assert seen == [b"x"]
+    finally:
+        b.close()
+
+
 def test_readwrite_flags(engine: Engine) -> None:
     seen: list[str] = []
 

@@ -92,8 +92,22 @@ Map = dict[int, Any]
 DRIVERS: dict[int, MapDriver] = {}
 """The driver of each map being run, by ``id(map)``."""
 
-dispatching: Any = None
-"""The dispatcher handling an event right now: its attribute changes need no touch()."""
+
+class Handling:
+    """Which dispatcher is handling an event right now: its own calls need no touch().
+
+    An attribute of one shared object rather than a module global: rebinding a global on
+    every event would cost more than the dispatch itself (it defeats CPython's caching of
+    global lookups).
+    """
+
+    __slots__ = ("dispatcher",)
+
+    def __init__(self) -> None:
+        self.dispatcher: Any = None
+
+
+handling = Handling()
 
 
 def touch(d: Any) -> None:
@@ -102,7 +116,7 @@ def touch(d: Any) -> None:
     Dispatcher methods that change what ``readable()``/``writable()`` answer call this (the
     dispatcher handling an event is re-checked after it anyway).
     """
-    if d is not dispatching:
+    if d is not handling.dispatcher:
         driver = DRIVERS.get(id(getattr(d, "_map", None)))
         if driver is not None:
             driver.touch(d)
@@ -233,7 +247,7 @@ class MapDriver:
             else:
                 self.always.pop(reg.fd, None)
         self.watched += (mask != 0) - (old != 0)
-        reg.mask = mask
+        reg.update(mask)
 
     def _unregister(self, reg: _Reg) -> None:
         reg.live = False
@@ -258,7 +272,7 @@ class MapDriver:
             self.loop.call_soon(self._on_ready)
 
     def _dispatch(self, events: list[tuple[int, int]]) -> None:
-        global dispatching
+        now = handling
         if self.always:
             events += [(fd, EPOLLIN | EPOLLOUT) for fd in self.always]
         self._in_batch = True
@@ -279,6 +293,25 @@ class MapDriver:
                     self._unregister(reg)
                     self.dirty[id(current)] = current
                     continue
+                if ev == EPOLLIN and reg.just_reads:  # the common case, the rules below made short
+                    now.dispatcher = d
+                    try:
+                        if reg.plain_read_event and d.connected and not d.accepting:
+                            d.handle_read()  # what asyncore's handle_read_event would call
+                        else:
+                            d.handle_read_event()
+                    except _RERAISED as exc:
+                        self._fail(exc)
+                    except BaseException:
+                        self._handle_error(d)
+                    try:
+                        if reg.live and d.writable() and not d.accepting:
+                            self._watch(reg, EPOLLIN | EPOLLOUT)
+                    except BaseException as exc:
+                        self._fail(exc)
+                    if self.stop_batch:
+                        break
+                    continue
                 tls = reg.tls
                 if tls and (tls == _TLS_HANDSHAKE or reg.want):
                     self._tls_event(reg)
@@ -286,7 +319,7 @@ class MapDriver:
                 mask = reg.mask
                 # d's own method calls need no touch() while it handles events (and until the
                 # next dispatcher's turn: the mask is recomputed below anyway)
-                dispatching = d
+                now.dispatcher = d
                 try:
                     if ev & _READ_READY and mask & EPOLLIN and (reg.const_read or d.readable()):
                         try:
@@ -335,7 +368,7 @@ class MapDriver:
                 if self.stop_batch:
                     break
         finally:
-            dispatching = None
+            now.dispatcher = None
         self._in_batch = False
         self.events += len(events)
         if self.dirty:
@@ -352,9 +385,8 @@ class MapDriver:
     # -- TLS: the handshake, want-read/want-write, and plaintext buffered inside OpenSSL ----
 
     def _tls_event(self, reg: _Reg) -> None:
-        global dispatching
         d = reg.dispatcher
-        dispatching = d
+        handling.dispatcher = d
         try:
             if reg.tls == _TLS_HANDSHAKE:
                 self._handshake_step(reg)
@@ -370,7 +402,7 @@ class MapDriver:
             self._fail(exc)
         except BaseException:
             self._handle_error(d)
-        dispatching = None
+        handling.dispatcher = None
         self.touch(d)
 
     def _handshake_step(self, reg: _Reg) -> None:
@@ -401,18 +433,17 @@ class MapDriver:
                 self.loop.call_soon(self._pending_read, reg)
 
     def _pending_read(self, reg: _Reg) -> None:
-        global dispatching
         d = reg.dispatcher
         if self.lookup(reg.fd) is not d or not d.readable():
             return
-        dispatching = d
+        handling.dispatcher = d
         try:
             d.handle_read_event()
         except _RERAISED as exc:
             self._fail(exc)
         except BaseException:
             self._handle_error(d)
-        dispatching = None
+        handling.dispatcher = None
         self._tls_pending(reg)
         self.touch(d)
 

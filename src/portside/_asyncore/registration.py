@@ -6,6 +6,8 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from portside._asyncore.poller import EPOLLIN
+
 __all__ = [
     "PLAIN",
     "TLS_HANDSHAKE",
@@ -16,6 +18,7 @@ __all__ = [
     "Registration",
     "always_readable",
     "default_expt",
+    "default_read_event",
 ]
 
 # the direction a TLS recv/send (or handshake) needs before it can make progress
@@ -25,6 +28,10 @@ PLAIN, TLS_UNCONNECTED, TLS_HANDSHAKE, TLS_READY = 0, 1, 2, 3
 
 default_expt: tuple[Any, Any] = (None, None)
 """asyncore's own handle_expt/handle_expt_event: dispatchers that keep both get no EPOLLPRI."""
+
+default_read_event: Any = None
+"""asyncore's own handle_read_event: for a connected dispatcher that keeps it, a read event
+is a ``handle_read()`` call, which the driver makes itself."""
 
 always_readable: set[Any] = set()
 """``readable`` methods known to return true whatever the state (asyncore's, asynchat's):
@@ -40,8 +47,10 @@ class Registration:
         "dispatcher",
         "expt",
         "fd",
+        "just_reads",
         "live",
         "mask",
+        "plain_read_event",
         "tls",
         "want",
     )
@@ -55,7 +64,18 @@ class Registration:
         cls = type(dispatcher)
         self.expt = (cls.handle_expt, cls.handle_expt_event) != default_expt
         self.const_read = cls.readable in always_readable
+        self.plain_read_event = cls.handle_read_event is default_read_event
         ssl = sys.modules.get("ssl")
         tls = ssl is not None and isinstance(dispatcher.socket, ssl.SSLSocket)
         self.tls = TLS_UNCONNECTED if tls else PLAIN
         self.want = 0
+        # the common case, checked first for each event: a plain socket whose readable() is
+        # constant, without priority events, registered for reads only (the driver keeps it)
+        self.just_reads = False
+
+    def update(self, mask: int) -> None:
+        """Record ``mask`` as what the poller watches for this descriptor."""
+        self.mask = mask
+        self.just_reads = (
+            mask == EPOLLIN and self.const_read and not self.expt and self.tls == PLAIN
+        )

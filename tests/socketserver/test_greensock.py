@@ -348,3 +348,44 @@ def test_reads_larger_than_the_read_high_water_mark(loop_kind: str, serve: Serve
         sock.sendall(b"x" * big + b"y" * line + b"\n")
 
     assert session(loop_kind, serve, handle, client)[0] == (big, line + 1)
+
+
+def test_a_handler_that_speaks_first_starts_without_client_bytes(
+    loop_kind: str, serve: Serve
+) -> None:
+    """Handlers start on the first bytes when they come at once; a silent client still gets
+    the banner (the handler starts on the loop's next turn)."""
+
+    def handle(h: Any) -> Any:
+        h.request.sendall(b"220 ready\r\n")
+        return h.request.recv(100)
+
+    def client(sock: socket.socket) -> bytes:
+        banner = sock.recv(100)  # nothing sent before the banner arrives
+        sock.sendall(b"QUIT\r\n")
+        return banner
+
+    got, banner = session(loop_kind, serve, handle, client)
+    assert (banner, got) == (b"220 ready\r\n", b"QUIT\r\n")
+
+
+def test_bytes_that_arrive_first_reach_the_handler_and_verify_request(
+    loop_kind: str, serve: Serve
+) -> None:
+    """The client's first bytes start the request cycle: verify_request may peek at them."""
+    peeked: list[bytes] = []
+
+    class Server(socketserver.GreenTCPServer):
+        def verify_request(self, request: Any, client_address: Any) -> bool:
+            peeked.append(request.recv(4, socket.MSG_PEEK))
+            return True
+
+    class Echo(socketserver.StreamRequestHandler):
+        def handle(self) -> None:
+            self.wfile.write(self.rfile.readline())
+
+    server = serve(Server(("127.0.0.1", 0), Echo, event_loop=loop_kind))
+    with connect(server.server_address) as sock:
+        sock.sendall(b"ping\n")
+        assert read_all(sock) == b"ping\n"
+    assert peeked == [b"ping"]

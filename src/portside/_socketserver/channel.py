@@ -32,7 +32,8 @@ READ_LOW_WATER = 16 * 1024
 class StreamChannel(Connection):
     """Buffers what the peer sends for a blocking-style reader; wakes it when it can go on.
 
-    State the socket object reads: ``buffer[offset:]`` is unread data; ``eof`` (peer
+    State the socket object reads: ``buffer[offset:]`` is unread data (an empty buffer means
+    everything was read, and then ``offset`` is 0); ``eof`` (peer
     half-closed), ``lost`` (connection gone, ``error`` says why or is None), ``ended`` (lost,
     or closing: no more writes), ``halt`` (any of those, or draining: reads must look
     closer before waiting), ``started``
@@ -106,9 +107,8 @@ class StreamChannel(Connection):
         self.bytes_received += len(data)
         try:
             buffer = self.buffer
-            if self.offset == len(buffer):
+            if not buffer:  # everything read (offset is then 0): the common case
                 self.buffer = data
-                self.offset = 0
             else:
                 if isinstance(buffer, bytes):
                     buffer = self.buffer = bytearray(memoryview(buffer)[self.offset :])

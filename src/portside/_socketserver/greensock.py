@@ -138,20 +138,6 @@ class ChannelSocket:
             return timeout
         return self._channel.loop.time() + timeout
 
-    def _park(self) -> None:
-        """Wait, without a deadline, until the channel wakes its reader (the hot path)."""
-        waiter = self._waiter
-        if waiter is None or waiter.glet is not waiting.getcurrent():
-            waiter = self._waiter = GreenWaiter(self._channel.loop)
-        waiter.pending = True
-        channel = self._channel
-        channel.reader = waiter
-        try:
-            waiter.hub.switch()
-        finally:
-            waiter.pending = False
-            channel.reader = None
-
     def _wait(self, slot: str, deadline: float | None) -> None:
         """Suspend until the channel wakes ``slot`` (reader or writer) or ``deadline`` passes."""
         if deadline == 0.0:
@@ -232,33 +218,58 @@ class ChannelSocket:
 
     def read_line(self, limit: int | None = -1) -> bytes:
         """Bytes up to and including the next newline (at most ``limit``; all at EOF)."""
-        if limit is None:
-            limit = -1
         channel = self._channel
-        if get_ident() != self._home.loop_thread and not channel.lost:
-            return self._bridge(self.read_line, limit)  # type: ignore[no-any-return]
-        if self._released:
-            raise _error(errno.EBADF)
-        if limit < 0 and self._timeout is None:  # the hot path: no limit, no timeout
-            while True:
-                buffer = channel.buffer
-                index = buffer.find(b"\n", channel.offset)
+        if not (
+            self._timeout is None
+            and (limit is None or limit < 0)
+            and get_ident() == self._home.loop_thread
+            and not self._released
+        ):
+            return self._read_line_checked(-1 if limit is None else limit)
+        # The hot path of line protocols (no limit, no timeout, in the loop's thread): the
+        # shortest way to a buffered line, else park until data_received wakes this reader.
+        while True:
+            buffer = channel.buffer
+            if buffer:
+                start = channel.offset
+                index = buffer.find(b"\n", start)
                 if index >= 0:
                     if (
                         index + 1 == len(buffer)
-                        and not channel.offset
-                        and type(buffer) is bytes
+                        and not start
                         and not channel.reading_paused
+                        and type(buffer) is bytes
                     ):  # exactly one whole line buffered: hand it over as it is
                         channel.buffer = b""
                         channel.exchange_open = True
                         return buffer
-                    return channel.take(index + 1 - channel.offset)
-                if channel.halt:
-                    break
-                if channel.reading_paused:
-                    channel.read_more()
-                self._park()
+                    return channel.take(index + 1 - start)
+            if channel.halt:
+                return self._read_line(-1)
+            if channel.reading_paused:
+                channel.read_more()
+            waiter = self._waiter
+            if waiter is None or waiter.glet is not waiting.getcurrent():
+                waiter = self._waiter = GreenWaiter(channel.loop)
+            waiter.pending = True
+            channel.reader = waiter
+            try:
+                waiter.hub.switch()  # whoever wakes the reader clears pending and reader
+            except BaseException:
+                waiter.pending = False
+                channel.reader = None
+                raise
+
+    def _read_line_checked(self, limit: int) -> bytes:
+        """:meth:`read_line` off the hot path: from another thread, closed, or with limits."""
+        if get_ident() != self._home.loop_thread and not self._channel.lost:
+            return self._bridge(self.read_line, limit)  # type: ignore[no-any-return]
+        if self._released:
+            raise _error(errno.EBADF)
+        return self._read_line(limit)
+
+    def _read_line(self, limit: int) -> bytes:
+        channel = self._channel
         deadline = self._deadline()
         while True:
             end = channel.find(b"\n", limit)

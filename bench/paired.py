@@ -1,0 +1,409 @@
+"""Paired benchmark: two single-threaded echo servers measured side by side on one CPU.
+
+Usage:
+    python bench/paired.py --a "python bench/asyncore/servers.py portside dispatcher {port}" \\
+                           --b "python bench/asyncore/servers.py pyasyncore dispatcher {port}"
+
+Back-to-back runs on a shared VM differ by 20-30 % because the host's load changes between
+them. This script runs both servers at the same time, both pinned to CPU 0 (the load clients
+on CPU 1), so whatever disturbs one disturbs the other: each gets about half of CPU 0, and the
+ratio of their messages per server CPU-second (read from /proc/PID/stat) is stable to a few
+per cent from run to run. That ratio compares CPU cost per message, not throughput; it is fair
+only for single-threaded servers (a threaded one gets more than its half from the scheduler).
+
+Each command is run as given (found on PATH, from the repository root) with ``{port}``
+replaced by a free port; each round starts both servers (alternating which goes first),
+waits until both echo a probe line, runs one ``bench/.build/echo_client load`` per server at
+once and stops the servers. See bench/paired.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+REPO = Path(__file__).resolve().parent.parent
+BUILD = REPO / "bench" / ".build"
+HOST = "127.0.0.1"
+SERVER_CPU, CLIENT_CPU = "0", "1"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+STARTUP_TIMEOUT = 20.0  # seconds for a server to listen and echo the probe
+STOP_TIMEOUT = 10.0  # seconds between SIGTERM and SIGKILL
+CLIENT_SLACK = 60.0  # seconds beyond warmup + duration for the client's connect phase and exit
+PROBE = b"probe\n"
+
+
+class BenchError(Exception):
+    """A server or a client did not work; the message says why."""
+
+
+def build_client() -> Path:
+    """Compile bench/echo/echo_client.c into bench/.build/ unless the binary is up to date.
+
+    A copy of bench/socketserver/run.py's ``build_client``: that file is a script in a
+    directory that is not a package, so importing it would need path tricks.
+    """
+    src, out = REPO / "bench" / "echo" / "echo_client.c", BUILD / "echo_client"
+    if out.exists() and out.stat().st_mtime >= src.stat().st_mtime:
+        return out
+    if shutil.which("gcc") is None:
+        raise BenchError("gcc not found: cannot build echo_client.c")
+    BUILD.mkdir(parents=True, exist_ok=True)
+    cmd = ["gcc", "-O2", "-Wall", "-Wextra", "-o", str(out), str(src)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+    if done.returncode:
+        raise BenchError(f"building echo_client.c failed:\n{done.stderr}")
+    return out
+
+
+def pinned(cpu: str, argv: list[str]) -> list[str]:
+    """``argv`` run on ``cpu`` via taskset, or unpinned where taskset is missing."""
+    return ["taskset", "-c", cpu, *argv] if shutil.which("taskset") else argv
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct ports that were free a moment ago on HOST."""
+    socks = [socket.socket() for _ in range(count)]
+    try:
+        for sock in socks:
+            sock.bind((HOST, 0))
+        return [int(sock.getsockname()[1]) for sock in socks]
+    finally:
+        for sock in socks:
+            sock.close()
+
+
+def server_argv(command: str, port: int) -> list[str]:
+    """The argv of ``command`` with every ``{port}`` replaced by ``port``."""
+    return [word.replace("{port}", str(port)) for word in shlex.split(command)]
+
+
+def default_labels(a: str, b: str) -> tuple[str, str]:
+    """Short names for two commands: up to three words from where they first differ."""
+    words_a = [w for w in shlex.split(a) if "{port}" not in w]
+    words_b = [w for w in shlex.split(b) if "{port}" not in w]
+    if words_a == words_b:
+        return "A", "B"
+    first = next(
+        (i for i, (x, y) in enumerate(zip(words_a, words_b, strict=False)) if x != y),
+        min(len(words_a), len(words_b)),
+    )
+    return (
+        " ".join(words_a[first : first + 3]) or words_a[0],
+        " ".join(words_b[first : first + 3]) or words_b[0],
+    )
+
+
+@dataclass
+class Server:
+    """A server process this script started, with its output captured in ``log``."""
+
+    label: str
+    port: int
+    proc: subprocess.Popen[bytes]
+    log: IO[bytes]
+
+    def tail(self) -> str:
+        """The last part of the server's stdout and stderr."""
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace")[-1500:] or "(no output)"
+
+    def cpu_seconds(self) -> float:
+        """User plus system CPU time of the server process (all its threads) so far."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def launch(label: str, command: str, port: int) -> Server:
+    """Start ``command`` on CPU 0 listening on ``port``; do not wait for it."""
+    log = tempfile.TemporaryFile()  # noqa: SIM115 - closed by stop()
+    try:
+        proc = subprocess.Popen(
+            pinned(SERVER_CPU, server_argv(command, port)),
+            cwd=REPO,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    except OSError as exc:
+        log.close()
+        raise BenchError(f"{label}: cannot run {command!r}: {exc}") from exc
+    return Server(label, port, proc, log)
+
+
+def wait_ready(server: Server, deadline: float) -> None:
+    """Return once ``server`` accepts a connection and echoes a probe line, by ``deadline``."""
+    while True:
+        if server.proc.poll() is not None:
+            raise BenchError(
+                f"{server.label} exited with status {server.proc.returncode} before listening"
+                f" on port {server.port}; its output ends:\n{server.tail()}"
+            )
+        try:
+            probe = socket.create_connection((HOST, server.port), timeout=2.0)
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                raise BenchError(
+                    f"{server.label} did not listen on port {server.port} within"
+                    f" {STARTUP_TIMEOUT:.0f} s; its output ends:\n{server.tail()}"
+                ) from None
+            time.sleep(0.05)  # polling interval only: readiness is the successful connect
+    with probe:
+        probe.settimeout(max(0.1, deadline - time.monotonic()))
+        echoed = b""
+        try:
+            probe.sendall(PROBE)
+            while len(echoed) < len(PROBE):
+                chunk = probe.recv(len(PROBE) - len(echoed))
+                if not chunk:
+                    break
+                echoed += chunk
+        except OSError as exc:
+            raise BenchError(f"{server.label} accepted but did not echo: {exc}") from exc
+        if echoed != PROBE:
+            raise BenchError(f"{server.label} echoed {echoed!r} to {PROBE!r}:\n{server.tail()}")
+
+
+def stop(server: Server) -> None:
+    """SIGTERM the server, SIGKILL it if it has not exited within STOP_TIMEOUT."""
+    if server.proc.poll() is None:
+        server.proc.send_signal(signal.SIGTERM)
+        try:
+            server.proc.wait(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            server.proc.kill()
+            server.proc.wait(timeout=STOP_TIMEOUT)
+    server.log.close()
+
+
+@dataclass
+class Load:
+    """One client's result against one server in one round."""
+
+    rate: float  # messages per second
+    per_cpu: float  # messages per server CPU-second
+    cpu_share: float  # server CPU-seconds per second of the measured window
+    served: int  # connections that completed at least one echo while measuring
+    conns: int
+    errors: int
+
+
+class ClientRun:
+    """One echo_client load run against ``server``, its stdout read by a thread of its own."""
+
+    def __init__(self, client: Path, server: Server, args: argparse.Namespace) -> None:
+        argv = [str(client), "load", HOST, str(server.port), str(args.conns), str(args.size)]
+        argv += [str(args.warmup), str(args.duration)]
+        env = {**os.environ, "ECHO_CLIENT_LINE": "1"} if args.line else None
+        self.server = server
+        self.conns: int = args.conns
+        self.stderr = tempfile.TemporaryFile()  # noqa: SIM115 - closed by finish()
+        try:
+            self.proc = subprocess.Popen(
+                pinned(CLIENT_CPU, argv),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=self.stderr,
+                text=True,
+                env=env,
+            )
+        except OSError as exc:
+            self.stderr.close()
+            raise BenchError(f"cannot run {client}: {exc}") from exc
+        self.cpu0: float | None = None
+        self.cpu1: float | None = None
+        self.result: dict[str, float] | None = None
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        try:
+            for line in self.proc.stdout:
+                if line.startswith("measuring"):
+                    self.cpu0 = self.server.cpu_seconds()
+                elif line.startswith("messages="):
+                    self.cpu1 = self.server.cpu_seconds()
+                    self.result = {
+                        k: float(v) for k, v in (item.split("=") for item in line.split())
+                    }
+        except (OSError, ValueError) as exc:  # the server vanished, or a garbled line
+            self.error = exc
+
+    def finish(self, deadline: float) -> Load:
+        """Wait for the client until ``deadline`` (then kill it) and return its figures."""
+        self.thread.join(max(0.0, deadline - time.monotonic()))
+        if self.thread.is_alive():
+            self.proc.kill()
+            self.thread.join(STOP_TIMEOUT)
+        self.close()
+        name = self.server.label
+        if self.error is not None:
+            raise BenchError(f"reading the client against {name} failed: {self.error!r}")
+        if self.result is None or self.cpu0 is None or self.cpu1 is None:
+            raise BenchError(
+                f"the client against {name} printed no result (status {self.proc.returncode})"
+                f"\nclient stderr: {self.stderr_tail() or '(none)'}"
+                f"\nserver output: {self.server.tail()}"
+            )
+        cpu = max(self.cpu1 - self.cpu0, 1.0 / CLK_TCK)
+        seconds = self.result["seconds"]
+        return Load(
+            rate=self.result["messages"] / seconds,
+            per_cpu=self.result["messages"] / cpu,
+            cpu_share=cpu / seconds,
+            served=int(self.result["served"]),
+            conns=self.conns,
+            errors=int(self.result["errors"]),
+        )
+
+    def close(self) -> None:
+        """Make sure the client has exited (killing it after STOP_TIMEOUT) and reap it."""
+        try:
+            self.proc.wait(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        if self.proc.stdout is not None and not self.thread.is_alive():
+            self.proc.stdout.close()
+
+    def stderr_tail(self) -> str:
+        """The last part of what the client wrote to stderr."""
+        self.stderr.seek(0)
+        return self.stderr.read().decode(errors="replace")[-800:]
+
+
+def run_round(
+    client: Path, args: argparse.Namespace, labels: tuple[str, str], swap: bool
+) -> tuple[Load, Load]:
+    """Start both servers (B first when ``swap``), load both at once, stop them; (A, B) loads."""
+    order = [1, 0] if swap else [0, 1]
+    commands = (args.a, args.b)
+    ports = free_ports(2)
+    servers: dict[int, Server] = {}
+    runs: dict[int, ClientRun] = {}
+    try:
+        for i in order:
+            servers[i] = launch(labels[i], commands[i], ports[i])
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        for i in order:
+            wait_ready(servers[i], deadline)
+        for i in order:
+            runs[i] = ClientRun(client, servers[i], args)
+        deadline = time.monotonic() + args.warmup + args.duration + CLIENT_SLACK
+        loads = {i: runs[i].finish(deadline) for i in order}
+        for i in order:
+            if servers[i].proc.poll() is not None:
+                raise BenchError(
+                    f"{labels[i]} exited during the load (status {servers[i].proc.returncode}):"
+                    f"\n{servers[i].tail()}"
+                )
+        return loads[0], loads[1]
+    finally:
+        for run in runs.values():
+            if run.proc.poll() is None:
+                run.proc.kill()
+            run.close()
+            run.stderr.close()
+        for server in servers.values():
+            stop(server)
+
+
+def describe(label: str, width: int, load: Load) -> str:
+    """One server's part of a round's line, with a flag when it did not serve everyone."""
+    text = (
+        f"{label + ':':<{width + 1}} {load.rate:8.0f} msg/s {load.per_cpu:8.0f} msg/cpu-s"
+        f" cpu {load.cpu_share:4.0%} served {load.served}/{load.conns}"
+    )
+    if load.served < load.conns:
+        text += " (!) not all served"
+    if load.errors:
+        text += f" (!) {load.errors} errors"
+    return text
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line; see the module docstring."""
+    parser = argparse.ArgumentParser(
+        description=(__doc__ or "").split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="\n\n".join((__doc__ or "").split("\n\n")[2:]),
+    )
+    parser.add_argument("--a", required=True, help="server A's command line, with {port}")
+    parser.add_argument("--b", required=True, help="server B's command line, with {port}")
+    parser.add_argument("--labels", help="names to print for A and B: 'A,B'")
+    parser.add_argument("--conns", type=int, default=100, help="connections per server")
+    parser.add_argument("--size", type=int, default=1024, help="message size in bytes")
+    parser.add_argument("--line", action="store_true", help="end each message in a newline")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--warmup", type=float, default=1.0, help="seconds before measuring")
+    parser.add_argument("--duration", type=float, default=3.0, help="seconds measured")
+    args = parser.parse_args(argv)
+    for name in ("a", "b"):
+        if "{port}" not in getattr(args, name):
+            parser.error(f"--{name} needs a {{port}} placeholder")
+    if args.labels is not None and len(args.labels.split(",")) != 2:
+        parser.error("--labels takes two names separated by a comma")
+    if min(args.conns, args.size, args.rounds) < 1 or args.duration <= 0 or args.warmup < 0:
+        parser.error("--conns, --size, --rounds and --duration must be positive")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the rounds and print one line each, then the median A/B ratio; the exit status."""
+    args = parse_args(argv)
+    a_label, b_label = args.labels.split(",") if args.labels else default_labels(args.a, args.b)
+    labels = (a_label.strip(), b_label.strip())
+    width = max(len(label) for label in labels)
+    try:
+        client = build_client()
+    except BenchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    for letter, label, command in zip("AB", labels, (args.a, args.b), strict=True):
+        print(f"{letter} = {command}" + (f"  ({label})" if label != letter else ""))
+    print(
+        f"{args.conns} conns x {args.size} B{' lines' if args.line else ''}, "
+        f"{args.warmup:g} s warmup + {args.duration:g} s, {os.cpu_count()} CPUs, "
+        f"load avg {os.getloadavg()[0]:.1f}"
+    )
+    ratios: list[float] = []
+    for round_no in range(args.rounds):
+        swap = round_no % 2 == 1
+        try:
+            a, b = run_round(client, args, labels, swap)
+        except BenchError as exc:
+            print(f"round {round_no + 1}: error: {exc}", file=sys.stderr)
+            return 1
+        ratio = a.per_cpu / b.per_cpu
+        ratios.append(ratio)
+        print(
+            f"round {round_no + 1} ({'B' if swap else 'A'} first)"
+            f" | {describe(labels[0], width, a)}"
+            f" | {describe(labels[1], width, b)} | A/B per cpu-s {ratio:.3f}"
+        )
+    print(
+        f"A/B messages per server CPU-second: median {statistics.median(ratios):.3f}"
+        f" (min {min(ratios):.3f}, max {max(ratios):.3f}, {len(ratios)} rounds);"
+        f" above 1 means A costs less CPU per message. load avg now {os.getloadavg()[0]:.1f}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -96,9 +96,8 @@ DRIVERS: dict[int, MapDriver] = {}
 class Handling:
     """Which dispatcher is handling an event right now: its own calls need no touch().
 
-    An attribute of one shared object rather than a module global: rebinding a global on
-    every event would cost more than the dispatch itself (it defeats CPython's caching of
-    global lookups).
+    One shared object whose attribute the driver sets per event, so that no function needs
+    a ``global`` statement to update it and readers elsewhere see the current value.
     """
 
     __slots__ = ("dispatcher",)

@@ -22,9 +22,6 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
-import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -33,57 +30,23 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
-REPO = Path(__file__).resolve().parent.parent
-BUILD = REPO / "bench" / ".build"
-HOST = "127.0.0.1"
-SERVER_CPU, CLIENT_CPU = "0", "1"
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-STARTUP_TIMEOUT = 20.0  # seconds for a server to listen and echo the probe
+from benchlib import (
+    CLIENT_CPU,
+    CLK_TCK,
+    HOST,
+    REPO,
+    SERVER_CPU,
+    STARTUP_TIMEOUT,
+    BenchError,
+    ServerProcess,
+    build_client,
+    free_ports,
+    pinned,
+)
+
 STOP_TIMEOUT = 10.0  # seconds between SIGTERM and SIGKILL
 CLIENT_SLACK = 60.0  # seconds beyond warmup + duration for the client's connect phase and exit
-PROBE = b"probe\n"
-
-
-class BenchError(Exception):
-    """A server or a client did not work; the message says why."""
-
-
-def build_client() -> Path:
-    """Compile bench/echo/echo_client.c into bench/.build/ unless the binary is up to date.
-
-    A copy of bench/socketserver/run.py's ``build_client``: that file is a script in a
-    directory that is not a package, so importing it would need path tricks.
-    """
-    src, out = REPO / "bench" / "echo" / "echo_client.c", BUILD / "echo_client"
-    if out.exists() and out.stat().st_mtime >= src.stat().st_mtime:
-        return out
-    if shutil.which("gcc") is None:
-        raise BenchError("gcc not found: cannot build echo_client.c")
-    BUILD.mkdir(parents=True, exist_ok=True)
-    cmd = ["gcc", "-O2", "-Wall", "-Wextra", "-o", str(out), str(src)]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
-    if done.returncode:
-        raise BenchError(f"building echo_client.c failed:\n{done.stderr}")
-    return out
-
-
-def pinned(cpu: str, argv: list[str]) -> list[str]:
-    """``argv`` run on ``cpu`` via taskset, or unpinned where taskset is missing."""
-    return ["taskset", "-c", cpu, *argv] if shutil.which("taskset") else argv
-
-
-def free_ports(count: int) -> list[int]:
-    """``count`` distinct ports that were free a moment ago on HOST."""
-    socks = [socket.socket() for _ in range(count)]
-    try:
-        for sock in socks:
-            sock.bind((HOST, 0))
-        return [int(sock.getsockname()[1]) for sock in socks]
-    finally:
-        for sock in socks:
-            sock.close()
 
 
 def server_argv(command: str, port: int) -> list[str]:
@@ -108,89 +71,6 @@ def default_labels(a: str, b: str) -> tuple[str, str]:
 
 
 @dataclass
-class Server:
-    """A server process this script started, with its output captured in ``log``."""
-
-    label: str
-    port: int
-    proc: subprocess.Popen[bytes]
-    log: IO[bytes]
-
-    def tail(self) -> str:
-        """The last part of the server's stdout and stderr."""
-        self.log.seek(0)
-        return self.log.read().decode(errors="replace")[-1500:] or "(no output)"
-
-    def cpu_seconds(self) -> float:
-        """User plus system CPU time of the server process (all its threads) so far."""
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
-def launch(label: str, command: str, port: int) -> Server:
-    """Start ``command`` on CPU 0 listening on ``port``; do not wait for it."""
-    log = tempfile.TemporaryFile()  # noqa: SIM115 - closed by stop()
-    try:
-        proc = subprocess.Popen(
-            pinned(SERVER_CPU, server_argv(command, port)),
-            cwd=REPO,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    except OSError as exc:
-        log.close()
-        raise BenchError(f"{label}: cannot run {command!r}: {exc}") from exc
-    return Server(label, port, proc, log)
-
-
-def wait_ready(server: Server, deadline: float) -> None:
-    """Return once ``server`` accepts a connection and echoes a probe line, by ``deadline``."""
-    while True:
-        if server.proc.poll() is not None:
-            raise BenchError(
-                f"{server.label} exited with status {server.proc.returncode} before listening"
-                f" on port {server.port}; its output ends:\n{server.tail()}"
-            )
-        try:
-            probe = socket.create_connection((HOST, server.port), timeout=2.0)
-            break
-        except OSError:
-            if time.monotonic() > deadline:
-                raise BenchError(
-                    f"{server.label} did not listen on port {server.port} within"
-                    f" {STARTUP_TIMEOUT:.0f} s; its output ends:\n{server.tail()}"
-                ) from None
-            time.sleep(0.05)  # polling interval only: readiness is the successful connect
-    with probe:
-        probe.settimeout(max(0.1, deadline - time.monotonic()))
-        echoed = b""
-        try:
-            probe.sendall(PROBE)
-            while len(echoed) < len(PROBE):
-                chunk = probe.recv(len(PROBE) - len(echoed))
-                if not chunk:
-                    break
-                echoed += chunk
-        except OSError as exc:
-            raise BenchError(f"{server.label} accepted but did not echo: {exc}") from exc
-        if echoed != PROBE:
-            raise BenchError(f"{server.label} echoed {echoed!r} to {PROBE!r}:\n{server.tail()}")
-
-
-def stop(server: Server) -> None:
-    """SIGTERM the server, SIGKILL it if it has not exited within STOP_TIMEOUT."""
-    if server.proc.poll() is None:
-        server.proc.send_signal(signal.SIGTERM)
-        try:
-            server.proc.wait(timeout=STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            server.proc.kill()
-            server.proc.wait(timeout=STOP_TIMEOUT)
-    server.log.close()
-
-
-@dataclass
 class Load:
     """One client's result against one server in one round."""
 
@@ -205,7 +85,7 @@ class Load:
 class ClientRun:
     """One echo_client load run against ``server``, its stdout read by a thread of its own."""
 
-    def __init__(self, client: Path, server: Server, args: argparse.Namespace) -> None:
+    def __init__(self, client: Path, server: ServerProcess, args: argparse.Namespace) -> None:
         argv = [str(client), "load", HOST, str(server.port), str(args.conns), str(args.size)]
         argv += [str(args.warmup), str(args.duration)]
         env = {**os.environ, "ECHO_CLIENT_LINE": "1"} if args.line else None
@@ -252,7 +132,7 @@ class ClientRun:
             self.proc.kill()
             self.thread.join(STOP_TIMEOUT)
         self.close()
-        name = self.server.label
+        name = self.server.name
         if self.error is not None:
             raise BenchError(f"reading the client against {name} failed: {self.error!r}")
         if self.result is None or self.cpu0 is None or self.cpu1 is None:
@@ -295,14 +175,15 @@ def run_round(
     order = [1, 0] if swap else [0, 1]
     commands = (args.a, args.b)
     ports = free_ports(2)
-    servers: dict[int, Server] = {}
+    servers: dict[int, ServerProcess] = {}
     runs: dict[int, ClientRun] = {}
     try:
         for i in order:
-            servers[i] = launch(labels[i], commands[i], ports[i])
+            argv = pinned(SERVER_CPU, server_argv(commands[i], ports[i]))
+            servers[i] = ServerProcess.launch(labels[i], ports[i], argv, REPO)
         deadline = time.monotonic() + STARTUP_TIMEOUT
         for i in order:
-            wait_ready(servers[i], deadline)
+            servers[i].wait_echoing(deadline)
         for i in order:
             runs[i] = ClientRun(client, servers[i], args)
         deadline = time.monotonic() + args.warmup + args.duration + CLIENT_SLACK
@@ -321,7 +202,7 @@ def run_round(
             run.close()
             run.stderr.close()
         for server in servers.values():
-            stop(server)
+            server.stop(STOP_TIMEOUT)
 
 
 def describe(label: str, width: int, load: Load) -> str:

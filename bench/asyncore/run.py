@@ -26,8 +26,6 @@ from __future__ import annotations
 import argparse
 import os
 import resource
-import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -35,47 +33,26 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchlib import (
+    BUILD,
+    CLIENT_CPU,
+    HOST,
+    SERVER_CPU,
+    BenchError,
+    build_client,
+    cpu_seconds,
+    free_port,
+    pinned,
+    stop_process,
+)
+
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parent.parent
-BUILD = REPO / "bench" / ".build"
-CLIENT = BUILD / "echo_client"
+CLIENT = BUILD / "echo_client"  # built by build_client() in main()
 PACED_TIMEOUT = 5.0  # seconds: a paced echo slower than this counts as failed
-HOST = "127.0.0.1"
 SIZE = 1024
 IMPLS = ("pyasyncore", "portside")
 MODELS = ("dispatcher", "chat")
-TICKS = os.sysconf("SC_CLK_TCK")
-
-
-class BenchError(Exception):
-    """A server or the client failed; the message says how."""
-
-
-def build(src: Path, out: Path) -> Path:
-    """Compile ``src`` into ``out`` unless ``out`` is up to date."""
-    if out.exists() and out.stat().st_mtime >= src.stat().st_mtime:
-        return out
-    if shutil.which("gcc") is None:
-        raise BenchError(f"gcc is needed to build {src.name}")
-    BUILD.mkdir(parents=True, exist_ok=True)
-    cmd = ["gcc", "-O2", "-Wall", "-Wextra", "-o", str(out), str(src)]
-    subprocess.run(cmd, check=True, timeout=120)
-    return out
-
-
-def pinned(cpu: str, argv: list[str]) -> list[str]:
-    return ["taskset", "-c", cpu, *argv] if shutil.which("taskset") else argv
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
 
 
 def machine_busy() -> tuple[float, float]:
@@ -89,26 +66,21 @@ class Server:
     """One benchmark server process (started, checked with one echo, stopped)."""
 
     def __init__(self, python: str, impl: str, model: str, poll: bool) -> None:
+        self.name = f"{impl}/{model}"
         self.port = free_port()
         argv = [python, str(HERE / "servers.py"), impl, model, str(self.port)]
         if poll:
             argv.append("--poll")
         self.proc = subprocess.Popen(
-            pinned("0", argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            pinned(SERVER_CPU, argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
-        assert self.proc.stdout is not None
+        assert self.proc.stdout is not None and self.proc.stderr is not None
         if self.proc.stdout.readline().strip() != "ready":
             self.stop()
-            raise BenchError(f"{impl}/{model} did not start: {self.proc.stderr.read()[-2000:]}")
+            raise BenchError(f"{self.name} did not start: {self.proc.stderr.read()[-2000:]}")
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        stop_process(self.proc, self.name)
 
 
 @dataclass
@@ -138,7 +110,7 @@ def load(server: Server, conns: int, warmup: float, duration: float, line: bool)
     argv = [str(CLIENT), "load", HOST, str(server.port), str(conns), str(SIZE)]
     argv += [str(warmup), str(duration)]
     client = subprocess.Popen(
-        pinned("1", argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+        pinned(CLIENT_CPU, argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
     )
     assert client.stdout is not None
     first = client.stdout.readline()  # "measuring": the window starts
@@ -186,7 +158,7 @@ def paced(server: Server, conns: int, period: float, duration: float) -> Paced:
     argv = [str(CLIENT), "scale", HOST, str(server.port), str(conns), str(SIZE)]
     argv += [str(duration), str(period), str(PACED_TIMEOUT)]
     client = subprocess.Popen(
-        pinned("1", argv),
+        pinned(CLIENT_CPU, argv),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -249,7 +221,7 @@ def establish(server: Server, conns: int, cap: float) -> tuple[float, int]:
     argv = [str(CLIENT), "idle", HOST, str(server.port), str(conns), str(SIZE), str(cap)]
     start = time.monotonic()
     client = subprocess.Popen(
-        pinned("1", argv),
+        pinned(CLIENT_CPU, argv),
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -283,7 +255,7 @@ def main() -> int:
     args = parser.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 30_000)), hard))
-    build(REPO / "bench" / "echo" / "echo_client.c", CLIENT)
+    build_client()
     results = Results()
     counts = (10, 100, 1000)
     for round_no in range(args.rounds):

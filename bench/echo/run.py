@@ -20,7 +20,6 @@ import resource
 import selectors
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -31,42 +30,29 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchlib import (
+    CLIENT_CPU,
+    HOST,
+    REPO,
+    SERVER_CPU,
+    STARTUP_TIMEOUT,
+    BenchError,
+    ServerProcess,
+    build_c,
+    build_client,
+    busy_seconds,
+    cpu_seconds,
+    free_port,
+    pinned,
+)
+
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parent.parent
-BUILD = REPO / "bench" / ".build"
-HOST = "127.0.0.1"
-SERVER_CPU = "0"
-CLIENT_CPU = "1"
 BASELINE = "uvloop"
 ALL_SERVERS = ("portside", "asyncio", "uvloop", "twisted", "c-epoll")
 RSS_SERVERS = ("portside", "uvloop", "asyncio", "twisted")
 NOISY = 0.25  # CPU (in cores) used by other processes during a run that makes it "noisy"
 CLIENT_BOUND = 0.9  # client CPU (in cores) from which msg/s is the client's limit, not the server's
-
-
-class BenchError(Exception):
-    """A server or the client did not work; the message says why."""
-
-
-# --------------------------------------------------------------------------- building
-
-
-def build(name: str) -> Path:
-    """Compile bench/echo/NAME.c into bench/.build/NAME unless the binary is up to date."""
-    src = HERE / f"{name}.c"
-    out = BUILD / name
-    if out.exists() and out.stat().st_mtime >= src.stat().st_mtime:
-        return out
-    if shutil.which("gcc") is None:
-        raise BenchError(f"gcc not found: cannot build {src.name}")
-    BUILD.mkdir(parents=True, exist_ok=True)
-    cmd = ["gcc", "-O2", "-Wall", "-Wextra", "-o", str(out), str(src)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
-    if proc.returncode != 0:
-        raise BenchError(f"building {src.name} failed:\n{proc.stderr}")
-    if proc.stderr.strip():
-        print(proc.stderr, file=sys.stderr)
-    return out
 
 
 # --------------------------------------------------------------------------- servers
@@ -111,120 +97,28 @@ def server_specs(
     return {spec.name: spec for spec in specs}
 
 
-def pinned(cpu: str, argv: list[str]) -> list[str]:
-    # taskset execs the command, so the child's PID is the server's own PID
-    return ["taskset", "-c", cpu, *argv] if shutil.which("taskset") else argv
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@dataclass
-class RunningServer:
-    name: str
-    port: int
-    proc: subprocess.Popen[bytes]
-    log: IO[bytes]
-
-    def log_tail(self, limit: int = 1500) -> str:
-        self.log.seek(0)
-        text = self.log.read().decode(errors="replace").strip()
-        return text[-limit:] if text else "(no output)"
-
-
-def wait_for_echo(server: RunningServer, timeout: float = 20.0) -> None:
-    """Poll-connect until the server answers, then check that it echoes a message."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if server.proc.poll() is not None:
-            raise BenchError(
-                f"{server.name} exited with status {server.proc.returncode} before listening:\n"
-                f"{server.log_tail()}"
-            )
-        try:
-            sock = socket.create_connection((HOST, server.port), timeout=1.0)
-            break
-        except OSError:
-            if time.monotonic() > deadline:
-                raise BenchError(f"{server.name} did not listen within {timeout:.0f} s") from None
-            time.sleep(0.02)  # polling interval only; readiness is the successful connect
-    with sock:
-        sock.settimeout(max(1.0, deadline - time.monotonic()))
-        probe = b"portside-bench-probe\n"
-        got = b""
-        try:
-            sock.sendall(probe)
-            while len(got) < len(probe):
-                chunk = sock.recv(len(probe) - len(got))
-                if not chunk:
-                    break
-                got += chunk
-        except OSError as exc:  # includes the timeout
-            raise BenchError(f"{server.name} listens but did not echo: {exc!r}") from None
-        if got != probe:
-            raise BenchError(f"{server.name} listens but did not echo (got {got!r})")
-
-
-def start_server(spec: ServerSpec) -> RunningServer:
+def start_server(spec: ServerSpec) -> ServerProcess:
     port = free_port()
-    log = tempfile.TemporaryFile()  # noqa: SIM115 - closed by stop_server()
-    proc = subprocess.Popen(
-        pinned(SERVER_CPU, spec.argv(port)),
-        cwd=REPO,
-        stdin=subprocess.DEVNULL,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    server = RunningServer(spec.name, port, proc, log)
+    server = ServerProcess.launch(spec.name, port, pinned(SERVER_CPU, spec.argv(port)), REPO)
     try:
-        wait_for_echo(server)
+        server.wait_echoing(time.monotonic() + STARTUP_TIMEOUT)
     except BaseException:
-        stop_server(server)
+        server.stop()
         raise
-    children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+    pid = server.proc.pid
+    children = Path(f"/proc/{pid}/task/{pid}/children")
     if children.exists() and children.read_text().strip():
         print(f"  ! {spec.name} has child processes: CPU and RSS figures cover its main PID only")
     return server
 
 
-def stop_server(server: RunningServer) -> None:
-    """SIGTERM the server by PID; SIGKILL it if it has not exited within 10 s."""
-    if server.proc.poll() is None:
-        server.proc.send_signal(signal.SIGTERM)
-        try:
-            server.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            print(f"  ! {server.name} ignored SIGTERM for 10 s; killing it", file=sys.stderr)
-            server.proc.kill()
-            server.proc.wait(timeout=10)
-    server.log.close()
-
-
 @contextlib.contextmanager
-def running(spec: ServerSpec) -> Iterator[RunningServer]:
+def running(spec: ServerSpec) -> Iterator[ServerProcess]:
     server = start_server(spec)
     try:
         yield server
     finally:
-        stop_server(server)
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process, from /proc/PID/stat."""
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    fields = stat[stat.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise BenchError(f"no VmRSS for PID {pid}")
+        server.stop()
 
 
 def fd_count(pid: int) -> int:
@@ -247,13 +141,6 @@ class Sample:
         return self.rate / self.server_cpu if self.server_cpu > 0 else float("nan")
 
 
-def busy_seconds() -> float:
-    """CPU time all cores spent busy (user+nice+system+irq+softirq+steal), /proc/stat."""
-    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
-    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(f) for f in fields[:8])
-    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
-
-
 @dataclass(frozen=True)
 class Counters:
     when: float
@@ -269,7 +156,7 @@ class Counters:
 
 
 def run_load(
-    client: Path, server: RunningServer, conns: int, size: int, warmup: float, duration: float
+    client: Path, server: ServerProcess, conns: int, size: int, warmup: float, duration: float
 ) -> Sample:
     cmd = [str(client), "load", HOST, str(server.port), str(conns), str(size)]
     cmd += [str(warmup), str(duration)]
@@ -302,7 +189,7 @@ def run_load(
     if proc.returncode != 0 or start is None or end is None:
         raise BenchError(
             f"client against {server.name} failed (status {proc.returncode}): "
-            f"{line} {err}\nserver output: {server.log_tail(500)}"
+            f"{line} {err}\nserver output: {server.tail(500)}"
         )
     values = dict(item.split("=", 1) for item in line.split())
     rate = int(values["messages"]) / float(values["seconds"])
@@ -440,9 +327,9 @@ def read_line(stream: IO[bytes], timeout: float) -> str:
     return stream.readline().decode().strip()
 
 
-def measure_rss(client: Path, server: RunningServer, conns: int, size: int) -> RssResult:
+def measure_rss(client: Path, server: ServerProcess, conns: int, size: int) -> RssResult:
     pid = server.proc.pid
-    before = rss_kib(pid)
+    before = server.status("VmRSS")
     cmd = [str(client), "idle", HOST, str(server.port), str(conns), str(size), "120"]
     proc = subprocess.Popen(pinned(CLIENT_CPU, cmd), stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     assert proc.stdin is not None and proc.stdout is not None
@@ -453,7 +340,7 @@ def measure_rss(client: Path, server: RunningServer, conns: int, size: int) -> R
         # every connection has completed an echo, so the server holds them all; the
         # fd count is a cross-check (listening socket, epoll, pipes... come on top)
         fds = fd_count(pid)
-        after = rss_kib(pid)
+        after = server.status("VmRSS")
     finally:
         proc.stdin.close()  # tells the client to close its connections and exit
         try:
@@ -465,7 +352,7 @@ def measure_rss(client: Path, server: RunningServer, conns: int, size: int) -> R
     return RssResult(server.name, ready, fds, before, after)
 
 
-def start_for_rss(name: str, python: str, conns: int, notes: list[str]) -> RunningServer:
+def start_for_rss(name: str, python: str, conns: int, notes: list[str]) -> ServerProcess:
     """Start a server for the memory run; portside gets a connection cap above `conns`."""
     if name != "portside":
         return start_server(server_specs(python, None, [])[name])
@@ -490,7 +377,7 @@ def memory(args: argparse.Namespace, client: Path, python: str) -> None:
             try:
                 res = measure_rss(client, server, args.rss_conns, args.size)
             finally:
-                stop_server(server)
+                server.stop()
         except BenchError as exc:
             notes.append(f"{name} not measured: {exc}")
             print(f"  ! {notes[-1]}")
@@ -583,8 +470,8 @@ def main(argv: list[str] | None = None) -> int:
     if (os.cpu_count() or 1) < 2:
         print("warning: fewer than 2 CPUs; server and client share a core", file=sys.stderr)
     try:
-        client = build("echo_client")
-        c_server = build("echo_server") if "c-epoll" in args.servers else None
+        client = build_client()
+        c_server = build_c("echo_server") if "c-epoll" in args.servers else None
     except BenchError as exc:
         print(exc, file=sys.stderr)
         return 2

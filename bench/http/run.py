@@ -23,8 +23,6 @@ import json
 import os
 import re
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -35,11 +33,21 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchlib import (
+    CLIENT_CPU,
+    HOST,
+    REPO,
+    SERVER_CPU,
+    BenchError,
+    busy_seconds,
+    cpu_seconds,
+    free_port,
+    pinned,
+    stop_process,
+)
+
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parent.parent
-HOST = "127.0.0.1"
-SERVER_CPU = "0"
-CLIENT_CPU = "1"
 ALL_SERVERS = ("nginx", "portside", "stdlib", "stdlib-1.1", "twisted", "aiohttp")
 SIZES = {"1k": 1024, "1m": 1024 * 1024}
 # The issue's targets: portside against nginx (ratio of requests per second) and against
@@ -52,11 +60,6 @@ TARGETS = {
     ("1k", "aiohttp"): 4.0,
 }
 NOISY = 0.3  # CPU (in cores) used by other processes during a run that makes it "noisy"
-TICKS = os.sysconf("SC_CLK_TCK")
-
-
-class BenchError(Exception):
-    """A server or the client did not work; the message says why."""
 
 
 @dataclass
@@ -72,24 +75,6 @@ class Result:
     errors: int
     cpu_us_per_request: float
     other_cpu: float  # cores used by everything but the server and wrk
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
-
-
-def cpu_seconds(pid: int) -> float:
-    """User plus system CPU time of a process and its threads, in seconds."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
-
-
-def machine_cpu_seconds() -> float:
-    """CPU time used by the whole machine (all cores, not idle or iowait), in seconds."""
-    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    return (sum(values) - values[3] - values[4]) / TICKS
 
 
 def nginx_config(directory: Path, port: int, work: Path) -> Path:
@@ -132,19 +117,14 @@ def command(name: str, python: str, directory: Path, port: int, work: Path) -> l
 def running(name: str, python: str, directory: Path, work: Path) -> Iterator[tuple[int, int]]:
     """Start server ``name`` pinned to CPU 0; yields (pid, port); stops it by its pid."""
     port = free_port()
-    argv = ["taskset", "-c", SERVER_CPU, *command(name, python, directory, port, work)]
+    argv = pinned(SERVER_CPU, command(name, python, directory, port, work))
     log = (work / f"{name}.log").open("wb")
     process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=str(work))
     try:
         wait_ready(process, port, work / f"{name}.log")
         yield process.pid, port
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process, name)
         log.close()
 
 
@@ -173,7 +153,7 @@ def _ms(text: str) -> float:
 
 def wrk(port: int, size: str, duration: float, connections: int) -> dict[str, float]:
     url = f"http://{HOST}:{port}/{size}.bin"
-    argv = ["taskset", "-c", CLIENT_CPU, "wrk", "-t1", f"-c{connections}"]
+    argv = pinned(CLIENT_CPU, ["wrk", "-t1", f"-c{connections}"])
     argv += [f"-d{max(1, round(duration))}s", "--latency", "--timeout", "5s", url]
     out = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 30).stdout
     try:
@@ -192,12 +172,12 @@ def wrk(port: int, size: str, duration: float, connections: int) -> dict[str, fl
 
 def measure(name: str, pid: int, port: int, size: str, args: argparse.Namespace) -> Result:
     wrk(port, size, args.warmup, args.connections)
-    server_before, machine_before = cpu_seconds(pid), machine_cpu_seconds()
+    server_before, machine_before = cpu_seconds(pid), busy_seconds()
     wrk_started = time.monotonic()
     run = wrk(port, size, args.duration, args.connections)
     elapsed = time.monotonic() - wrk_started
     server_cpu = cpu_seconds(pid) - server_before
-    machine_cpu = machine_cpu_seconds() - machine_before
+    machine_cpu = busy_seconds() - machine_before
     # wrk's own CPU is not measured directly; at most one core (it is one thread).
     other = max(0.0, (machine_cpu - server_cpu) / elapsed - 1.0)
     return Result(

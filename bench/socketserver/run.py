@@ -16,23 +16,28 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
-import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchlib import (
+    CLIENT_CPU,
+    HOST,
+    REPO,
+    SERVER_CPU,
+    STARTUP_TIMEOUT,
+    BenchError,
+    ServerProcess,
+    build_client,
+    free_port,
+    pinned,
+)
 
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parent.parent
-BUILD = REPO / "bench" / ".build"
-HOST = "127.0.0.1"
-SERVER_CPU, CLIENT_CPU = "0", "1"
 SERVERS = ("stdlib", "stdlib128", "threading", "pool", "green", "gevent", "uvloop")
 SCALE_SERVERS = ("stdlib", "threading", "green", "gevent")
 BASELINE = "stdlib"
@@ -45,36 +50,11 @@ LABELS = {
     "gevent": "gevent StreamServer",
     "uvloop": "raw uvloop Protocol (ceiling)",
 }
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-STARTUP_TIMEOUT = 20.0
 CLIENT_SLACK = 150.0  # beyond its own duration: the connect phase may take up to 120 s
-
-
-class BenchError(Exception):
-    """A server or the client did not work; the message says why."""
-
-
-def build_client() -> Path:
-    """Compile bench/echo/echo_client.c into bench/.build/ unless the binary is up to date."""
-    src, out = REPO / "bench" / "echo" / "echo_client.c", BUILD / "echo_client"
-    if out.exists() and out.stat().st_mtime >= src.stat().st_mtime:
-        return out
-    if shutil.which("gcc") is None:
-        raise BenchError("gcc not found: cannot build echo_client.c")
-    BUILD.mkdir(parents=True, exist_ok=True)
-    cmd = ["gcc", "-O2", "-Wall", "-Wextra", "-o", str(out), str(src)]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
-    if done.returncode:
-        raise BenchError(f"building echo_client.c failed:\n{done.stderr}")
-    return out
 
 
 # the client's messages end in a newline: the handlers echo lines
 LINES = {**os.environ, "ECHO_CLIENT_LINE": "1"}
-
-
-def pinned(cpu: str, argv: list[str]) -> list[str]:
-    return ["taskset", "-c", cpu, *argv] if shutil.which("taskset") else argv
 
 
 def server_argv(name: str, port: int) -> list[str]:
@@ -89,75 +69,16 @@ def server_argv(name: str, port: int) -> list[str]:
     return [sys.executable, str(HERE / "servers.py"), name, str(port)]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
-
-
-@dataclass
-class Server:
-    name: str
-    port: int
-    proc: subprocess.Popen[bytes]
-    log: IO[bytes]
-
-    def tail(self) -> str:
-        self.log.seek(0)
-        return self.log.read().decode(errors="replace")[-1500:] or "(no output)"
-
-    def cpu_seconds(self) -> float:
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-    def status(self, key: str) -> int:
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
-        raise BenchError(f"no {key} in /proc/{self.proc.pid}/status")
-
-
-def start(name: str) -> Server:
+def start(name: str) -> ServerProcess:
     port = free_port()
-    log = tempfile.TemporaryFile()  # noqa: SIM115 - closed by stop()
-    proc = subprocess.Popen(
-        pinned(SERVER_CPU, server_argv(name, port)),
-        cwd=REPO,
-        stdin=subprocess.DEVNULL,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    server = Server(name, port, proc, log)
-    deadline = time.monotonic() + STARTUP_TIMEOUT
-    while True:
-        if proc.poll() is not None:
-            stop(server)
-            raise BenchError(f"{name} exited before listening:\n{server.tail()}")
-        try:
-            probe = socket.create_connection((HOST, port), timeout=2.0)
-            break
-        except OSError:
-            if time.monotonic() > deadline:
-                stop(server)
-                raise BenchError(f"{name} did not listen within {STARTUP_TIMEOUT:.0f} s") from None
-            time.sleep(0.05)  # polling interval only: readiness is the successful connect
-    with probe:
-        probe.sendall(b"probe\n")
-        if probe.recv(16) != b"probe\n":
-            stop(server)
-            raise BenchError(f"{name} listens but does not echo lines")
+    argv = pinned(SERVER_CPU, server_argv(name, port))
+    server = ServerProcess.launch(name, port, argv, REPO)
+    try:
+        server.wait_echoing(time.monotonic() + STARTUP_TIMEOUT)
+    except BaseException:
+        server.stop()
+        raise
     return server
-
-
-def stop(server: Server) -> None:
-    if server.proc.poll() is None:
-        server.proc.send_signal(signal.SIGTERM)
-        try:
-            server.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.proc.kill()
-            server.proc.wait(timeout=10)
-    server.log.close()
 
 
 def parse(line: str) -> dict[str, float]:
@@ -174,7 +95,7 @@ class Load:
 
 
 def run_load(
-    client: Path, server: Server, conns: int, size: int, warmup: float, seconds: float
+    client: Path, server: ServerProcess, conns: int, size: int, warmup: float, seconds: float
 ) -> Load:
     argv = [
         str(client),
@@ -270,7 +191,7 @@ def run_scale(client: Path, name: str, conns: int, seconds: float) -> Scale:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-        stop(server)
+        server.stop()
     return scale
 
 
@@ -318,7 +239,7 @@ def throughput(client: Path, args: argparse.Namespace, names: list[str]) -> Resu
                         f"{load.per_cpu:9.0f} msg/cpu-s  served {load.served}/{conns}"
                     )
             finally:
-                stop(server)
+                server.stop()
     return results
 
 

@@ -19,8 +19,8 @@ from typing import Any, Protocol
 
 from portside import asyncore
 from portside._asyncore import registration as _registration
-from portside._asyncore.driver import handling as _handling
-from portside._asyncore.driver import touch
+from portside._asyncore.shared import handling as _handling
+from portside._asyncore.shared import touch
 
 __all__ = ["async_chat", "find_prefix_at_end", "simple_producer"]
 

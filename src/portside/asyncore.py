@@ -20,7 +20,6 @@ from __future__ import annotations
 import os
 import socket
 import sys
-import warnings
 from errno import (
     EAGAIN,
     EALREADY,
@@ -38,15 +37,16 @@ from errno import (
 )
 from typing import Any
 
-from portside._asyncore import driver as _driver
 from portside._asyncore import registration as _registration
-from portside._asyncore.driver import DRIVERS as _DRIVERS
-from portside._asyncore.driver import ExitNow
-from portside._asyncore.driver import handling as _handling
-from portside._asyncore.driver import touch as _touch
+from portside._asyncore.files import file_wrapper
 from portside._asyncore.running import Attachment, attach, loop_async, release, use_loop
 from portside._asyncore.running import run as _run
 from portside._asyncore.running import run_once as _run_once
+from portside._asyncore.shared import DISCONNECTED as _DISCONNECTED
+from portside._asyncore.shared import DRIVERS as _DRIVERS
+from portside._asyncore.shared import ExitNow
+from portside._asyncore.shared import handling as _handling
+from portside._asyncore.shared import touch as _touch
 
 __all__ = [
     "EAGAIN",
@@ -86,7 +86,6 @@ __all__ = [
 socket_map: dict[int, Any] = {}
 """The default map of file descriptor -> dispatcher that :func:`loop` runs."""
 
-_DISCONNECTED = _driver.DISCONNECTED
 _reraised_exceptions = (ExitNow, KeyboardInterrupt, SystemExit)
 _POLL_CLOSE = 0x008 | 0x010 | 0x020  # POLLERR | POLLHUP | POLLNVAL
 _POLL_IN, _POLL_PRI, _POLL_OUT = 0x001, 0x002, 0x004
@@ -554,49 +553,6 @@ def close_all(map: dict[int, Any] | None = None, ignore_all: bool = False) -> No
         map.clear()
     finally:
         release(map)
-
-
-class file_wrapper:
-    """Makes a file descriptor look like a socket (recv/send/close/fileno) for dispatchers."""
-
-    def __init__(self, fd: int) -> None:
-        self.fd = os.dup(fd)
-
-    def __del__(self) -> None:
-        if self.fd >= 0:
-            warnings.warn(f"unclosed file {self!r}", ResourceWarning, source=self, stacklevel=1)
-        self.close()
-
-    def recv(self, *args: Any) -> bytes:
-        """Read from the descriptor."""
-        return os.read(self.fd, *args)
-
-    def send(self, *args: Any) -> int:
-        """Write to the descriptor."""
-        return os.write(self.fd, *args)
-
-    def getsockopt(self, level: int, optname: int, buflen: int | None = None) -> int:
-        """Only ``SO_ERROR`` (always 0), which the dispatcher asks for.
-
-        Any other option raises ``NotImplementedError``, as asyncore's ``file_wrapper`` does.
-        """
-        if level == socket.SOL_SOCKET and optname == socket.SO_ERROR and not buflen:
-            return 0
-        raise NotImplementedError("Only asyncore specific behaviour implemented.")
-
-    read = recv
-    write = send
-
-    def close(self) -> None:
-        """Close the descriptor (once)."""
-        if self.fd < 0:
-            return
-        fd, self.fd = self.fd, -1
-        os.close(fd)
-
-    def fileno(self) -> int:
-        """The descriptor."""
-        return self.fd
 
 
 class file_dispatcher(dispatcher):

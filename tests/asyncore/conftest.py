@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 import pytest
 
 from portside import asyncore
-from portside._asyncore import driver, running
+from portside._asyncore import running, shared
 
 T = TypeVar("T")
 
@@ -112,4 +112,4 @@ def engine(loop_kind: str) -> Iterator[Engine]:
         for map in state.maps:
             asyncore.close_all(map, ignore_all=True)
         asyncore.use_loop(previous)
-        assert not driver.DRIVERS, f"drivers left behind: {driver.DRIVERS}"
+        assert not shared.DRIVERS, f"drivers left behind: {shared.DRIVERS}"

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from portside import asyncore
-from portside._asyncore import driver
+from portside._asyncore import shared
 
 from .conftest import Engine
 
@@ -483,7 +483,7 @@ def test_driver_drops_stale_registrations_on_fd_reuse(engine: Engine) -> None:
     for sock in (b, c, d):
         sock.close()
     assert second.socket.fileno() == -1
-    assert not driver.DRIVERS
+    assert not shared.DRIVERS
 
 
 def test_set_reuse_addr_and_errno_names(engine: Engine) -> None:

@@ -33,7 +33,6 @@ Who waits on the poller:
 from __future__ import annotations
 
 import asyncio
-import errno
 import sys
 import time
 from typing import Any
@@ -52,8 +51,9 @@ from portside._asyncore.registration import TLS_READY as _TLS_READY
 from portside._asyncore.registration import TLS_UNCONNECTED as _TLS_UNCONNECTED
 from portside._asyncore.registration import WANT_READ, WANT_WRITE
 from portside._asyncore.registration import Registration as _Reg
+from portside._asyncore.shared import DISCONNECTED, DRIVERS, ExitNow, Map, handling
 
-__all__ = ["DISCONNECTED", "ExitNow", "MapDriver"]
+__all__ = ["MapDriver"]
 
 # While busy, full sweeps take at most 1/SWEEP_BUDGET of the loop's time (2%) ...
 SWEEP_BUDGET = 50
@@ -62,17 +62,6 @@ SWEEP_MIN_INTERVAL = 0.01
 # Ready events taken per wake-up: bounds how long other work on the loop waits for a busy map.
 BATCH = 1024
 
-# errnos meaning the peer is gone: the dispatcher is closed rather than reported as an error
-DISCONNECTED = frozenset(
-    {
-        errno.ECONNRESET,
-        errno.ENOTCONN,
-        errno.ESHUTDOWN,
-        errno.ECONNABORTED,
-        errno.EPIPE,
-        errno.EBADF,
-    }
-)
 # select() reports a descriptor with an error or a hang-up as both readable and writable.
 _READ_READY = EPOLLIN | EPOLLERR | EPOLLHUP
 _WRITE_READY = EPOLLOUT | EPOLLERR | EPOLLHUP
@@ -81,44 +70,7 @@ _WRITE_READY = EPOLLOUT | EPOLLERR | EPOLLHUP
 _FREE, _WANT_BATCH, _HAD_BATCH = 0, 1, 2
 
 
-class ExitNow(Exception):
-    """Raised by a handler to leave :func:`portside.asyncore.loop` at once (it propagates)."""
-
-
 _RERAISED = (ExitNow, KeyboardInterrupt, SystemExit)
-
-Map = dict[int, Any]
-
-DRIVERS: dict[int, MapDriver] = {}
-"""The driver of each map being run, by ``id(map)``."""
-
-
-class Handling:
-    """Which dispatcher is handling an event right now: its own calls need no touch().
-
-    One shared object whose attribute the driver sets per event, so that no function needs
-    a ``global`` statement to update it and readers elsewhere see the current value.
-    """
-
-    __slots__ = ("dispatcher",)
-
-    def __init__(self) -> None:
-        self.dispatcher: Any = None
-
-
-handling = Handling()
-
-
-def touch(d: Any) -> None:
-    """Tell the driver of ``d``'s map that ``d``'s predicates may have changed.
-
-    Dispatcher methods that change what ``readable()``/``writable()`` answer call this (the
-    dispatcher handling an event is re-checked after it anyway).
-    """
-    if d is not handling.dispatcher:
-        driver = DRIVERS.get(id(getattr(d, "_map", None)))
-        if driver is not None:
-            driver.touch(d)
 
 
 class MapDriver:

@@ -16,7 +16,8 @@ import atexit
 import os
 import threading
 
-from portside._asyncore.driver import DRIVERS, Map, MapDriver
+from portside._asyncore.driver import MapDriver
+from portside._asyncore.shared import DRIVERS, Map
 from portside.core.loop import new_event_loop
 
 __all__ = ["Attachment", "attach", "loop_async", "release", "run", "run_once", "use_loop"]

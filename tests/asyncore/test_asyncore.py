@@ -36,15 +36,20 @@ class EchoServer(asyncore.dispatcher):
         EchoHandler(sock, map=self._map)
 
 
+def exchange(sock: socket.socket, payload: bytes) -> bytes:
+    """Send ``payload`` on a connected socket and receive as many bytes back."""
+    sock.sendall(payload)
+    got = b""
+    while len(got) < len(payload):
+        chunk = sock.recv(65536)
+        assert chunk, "server closed early"
+        got += chunk
+    return got
+
+
 def echo_once(port: int, payload: bytes) -> bytes:
     with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-        sock.sendall(payload)
-        got = b""
-        while len(got) < len(payload):
-            chunk = sock.recv(65536)
-            assert chunk, "server closed early"
-            got += chunk
-        return got
+        return exchange(sock, payload)
 
 
 @pytest.mark.parametrize("count", [False, True], ids=["forever", "count"])

@@ -14,7 +14,7 @@ import portside
 from portside import asynchat, asyncore
 
 from .conftest import Engine
-from .test_asyncore import EchoServer
+from .test_asyncore import EchoServer, exchange
 
 
 async def echo_client(port: int, payload: bytes, context: ssl.SSLContext | None = None) -> bytes:
@@ -26,6 +26,21 @@ async def echo_client(port: int, payload: bytes, context: ssl.SSLContext | None 
     writer.close()
     await writer.wait_closed()
     return data
+
+
+async def echo_attached(map: dict[int, Any], port: int, payload: bytes, context: Any) -> None:
+    """Attach ``map`` to the running loop, echo ``payload`` through it (TLS with ``context``)."""
+    attachment = asyncore.attach(map)
+    got = await echo_client(port, payload, context)
+    assert got == payload
+    attachment.detach()
+
+
+def tls_server_context(tls_files: Any) -> ssl.SSLContext:
+    """A server context with the test certificate."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(tls_files.cert, tls_files.key)
+    return context
 
 
 def test_dispatchers_and_a_portside_server_on_one_loop(engine: Engine, run: Any) -> None:
@@ -123,25 +138,16 @@ class TLSServer(EchoServer):
 
 def test_tls_dispatcher_with_big_lines(engine: Engine, run: Any, tls_files: Any) -> None:
     private = engine.map()
-    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    server_context.load_cert_chain(tls_files.cert, tls_files.key)
+    server_context = tls_server_context(tls_files)
     server = TLSServer(private, server_context)
     payload = b"".join(os.urandom(3000).hex().encode() + b"\n" for _ in range(300))
-
-    async def main() -> None:
-        attachment = asyncore.attach(private)
-        got = await echo_client(server.port, payload, tls_files.client_context())
-        assert got == payload
-        attachment.detach()
-
-    run(main(), timeout=20)
+    run(echo_attached(private, server.port, payload, tls_files.client_context()), timeout=20)
 
 
 def test_tls_client_dispatcher(engine: Engine, tls_files: Any) -> None:
     """A client dispatcher over TLS (want-read/want-write in its handshake), blocking loop."""
     private = engine.map()
-    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    server_context.load_cert_chain(tls_files.cert, tls_files.key)
+    server_context = tls_server_context(tls_files)
     server = TLSServer(private, server_context)
     client_context = tls_files.client_context()
     received: list[bytes] = []
@@ -190,8 +196,7 @@ def test_tls_plaintext_held_by_openssl_is_delivered(
     """Bytes OpenSSL decrypted but recv() did not take are delivered without socket activity,
     by the blocking loop (polling the map's epoll itself) and by an attached map."""
     private = engine.map()
-    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    server_context.load_cert_chain(tls_files.cert, tls_files.key)
+    server_context = tls_server_context(tls_files)
     server = TinyReadTLSServer(private, server_context)
     payload = b"".join(os.urandom(250).hex().encode() + b"\n" for _ in range(20))
 
@@ -202,20 +207,7 @@ def test_tls_plaintext_held_by_openssl_is_delivered(
             socket.create_connection(address, timeout=10) as raw,
             context.wrap_socket(raw, server_hostname="localhost") as sock,
         ):
-            sock.sendall(payload)
-            got = b""
-            while len(got) < len(payload):
-                chunk = sock.recv(65536)
-                assert chunk, "server closed early"
-                got += chunk
-            return got
+            return exchange(sock, payload)
 
     assert engine.serve(blocking_client, map=private) == payload
-
-    async def main() -> None:
-        attachment = asyncore.attach(private)
-        got = await echo_client(server.port, payload, tls_files.client_context())
-        assert got == payload
-        attachment.detach()
-
-    run(main(), timeout=20)
+    run(echo_attached(private, server.port, payload, tls_files.client_context()), timeout=20)

@@ -1,4 +1,4 @@
-"""Paired benchmark: two single-threaded echo servers measured side by side on one CPU.
+"""Paired benchmark: two echo servers measured side by side on one CPU.
 
 Usage:
     python bench/paired.py --a "python bench/asyncore/servers.py portside dispatcher {port}" \\
@@ -8,13 +8,15 @@ Back-to-back runs on a shared VM differ by 20-30 % because the host's load chang
 them. This script runs both servers at the same time, both pinned to CPU 0 (the load clients
 on CPU 1), so whatever disturbs one disturbs the other: each gets about half of CPU 0, and the
 ratio of their messages per server CPU-second (read from /proc/PID/stat) is stable to a few
-per cent from run to run. That ratio compares CPU cost per message, not throughput; it is fair
-only for single-threaded servers (a threaded one gets more than its half from the scheduler).
+per cent from run to run. That ratio compares CPU cost per message, not throughput. Pair
+servers with alike threads (two event loops, or two thread-per-connection servers): the
+scheduler shares CPU 0 per thread, not per process.
 
 Each command is run as given (found on PATH, from the repository root) with ``{port}``
 replaced by a free port; each round starts both servers (alternating which goes first),
-waits until both echo a probe line, runs one ``bench/.build/echo_client load`` per server at
-once and stops the servers. See bench/paired.md.
+waits until both echo a probe line, runs one ``bench/.build/echo_client load`` per server,
+both counting over the same window (``ECHO_CLIENT_START``; a round whose windows still differ
+is left out), and stops the servers. See bench/paired.md.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ from benchlib import (
 
 STOP_TIMEOUT = 10.0  # seconds between SIGTERM and SIGKILL
 CLIENT_SLACK = 60.0  # seconds beyond warmup + duration for the client's connect phase and exit
+MIN_OVERLAP = 0.95  # a round whose two windows overlap less is left out of the median
 
 
 def server_argv(command: str, port: int) -> list[str]:
@@ -80,15 +83,20 @@ class Load:
     served: int  # connections that completed at least one echo while measuring
     conns: int
     errors: int
+    window: tuple[float, float]  # when measuring started and ended (time.monotonic)
 
 
 class ClientRun:
     """One echo_client load run against ``server``, its stdout read by a thread of its own."""
 
-    def __init__(self, client: Path, server: ServerProcess, args: argparse.Namespace) -> None:
+    def __init__(
+        self, client: Path, server: ServerProcess, args: argparse.Namespace, start_at: float
+    ) -> None:
         argv = [str(client), "load", HOST, str(server.port), str(args.conns), str(args.size)]
         argv += [str(args.warmup), str(args.duration)]
-        env = {**os.environ, "ECHO_CLIENT_LINE": "1"} if args.line else None
+        env = {**os.environ, "ECHO_CLIENT_START": f"{start_at:.6f}"}
+        if args.line:
+            env["ECHO_CLIENT_LINE"] = "1"
         self.server = server
         self.conns: int = args.conns
         self.stderr = tempfile.TemporaryFile()  # noqa: SIM115 - closed by finish()
@@ -106,6 +114,7 @@ class ClientRun:
             raise BenchError(f"cannot run {client}: {exc}") from exc
         self.cpu0: float | None = None
         self.cpu1: float | None = None
+        self.window = (0.0, 0.0)
         self.result: dict[str, float] | None = None
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._read, daemon=True)
@@ -117,8 +126,10 @@ class ClientRun:
             for line in self.proc.stdout:
                 if line.startswith("measuring"):
                     self.cpu0 = self.server.cpu_seconds()
+                    self.window = (time.monotonic(), 0.0)
                 elif line.startswith("messages="):
                     self.cpu1 = self.server.cpu_seconds()
+                    self.window = (self.window[0], time.monotonic())
                     self.result = {
                         k: float(v) for k, v in (item.split("=") for item in line.split())
                     }
@@ -150,6 +161,7 @@ class ClientRun:
             served=int(self.result["served"]),
             conns=self.conns,
             errors=int(self.result["errors"]),
+            window=self.window,
         )
 
     def close(self) -> None:
@@ -184,9 +196,11 @@ def run_round(
         deadline = time.monotonic() + STARTUP_TIMEOUT
         for i in order:
             servers[i].wait_echoing(deadline)
+        # Both clients count over the same window, even when one connect phase is slower.
+        start_at = time.monotonic() + args.connect + args.warmup
         for i in order:
-            runs[i] = ClientRun(client, servers[i], args)
-        deadline = time.monotonic() + args.warmup + args.duration + CLIENT_SLACK
+            runs[i] = ClientRun(client, servers[i], args, start_at)
+        deadline = time.monotonic() + args.connect + args.warmup + args.duration + CLIENT_SLACK
         loads = {i: runs[i].finish(deadline) for i in order}
         for i in order:
             if servers[i].proc.poll() is not None:
@@ -203,6 +217,12 @@ def run_round(
             run.stderr.close()
         for server in servers.values():
             server.stop(STOP_TIMEOUT)
+
+
+def overlap(a: tuple[float, float], b: tuple[float, float]) -> float:
+    """How much of the longer of two measuring windows the other one covers (0 to 1)."""
+    longest = max(a[1] - a[0], b[1] - b[0])
+    return max(0.0, min(a[1], b[1]) - max(a[0], b[0])) / longest if longest > 0 else 0.0
 
 
 def describe(label: str, width: int, load: Load) -> str:
@@ -233,6 +253,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--line", action="store_true", help="end each message in a newline")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--warmup", type=float, default=1.0, help="seconds before measuring")
+    parser.add_argument(
+        "--connect",
+        type=float,
+        default=1.5,
+        help="seconds allowed for connecting before the warmup (raise it for a small backlog)",
+    )
     parser.add_argument("--duration", type=float, default=3.0, help="seconds measured")
     args = parser.parse_args(argv)
     for name in ("a", "b"):
@@ -240,8 +266,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             parser.error(f"--{name} needs a {{port}} placeholder")
     if args.labels is not None and len(args.labels.split(",")) != 2:
         parser.error("--labels takes two names separated by a comma")
-    if min(args.conns, args.size, args.rounds) < 1 or args.duration <= 0 or args.warmup < 0:
+    if min(args.conns, args.size, args.rounds) < 1 or args.duration <= 0:
         parser.error("--conns, --size, --rounds and --duration must be positive")
+    if min(args.warmup, args.connect) < 0:
+        parser.error("--warmup and --connect cannot be negative")
     return args
 
 
@@ -272,15 +300,21 @@ def main(argv: list[str] | None = None) -> int:
             print(f"round {round_no + 1}: error: {exc}", file=sys.stderr)
             return 1
         ratio = a.per_cpu / b.per_cpu
-        ratios.append(ratio)
+        shared = overlap(a.window, b.window)
+        if shared >= MIN_OVERLAP:
+            ratios.append(ratio)
         print(
             f"round {round_no + 1} ({'B' if swap else 'A'} first)"
             f" | {describe(labels[0], width, a)}"
             f" | {describe(labels[1], width, b)} | A/B per cpu-s {ratio:.3f}"
+            + ("" if shared >= MIN_OVERLAP else f" (!) windows overlap {shared:.0%}: left out")
         )
+    if not ratios:
+        print("error: in no round did the two windows coincide", file=sys.stderr)
+        return 1
     print(
         f"A/B messages per server CPU-second: median {statistics.median(ratios):.3f}"
-        f" (min {min(ratios):.3f}, max {max(ratios):.3f}, {len(ratios)} rounds);"
+        f" (min {min(ratios):.3f}, max {max(ratios):.3f}, {len(ratios)} of {args.rounds} rounds);"
         f" above 1 means A costs less CPU per message. load avg now {os.getloadavg()[0]:.1f}"
     )
     return 0

@@ -7,7 +7,9 @@
  *     Opens CONNS connections (at most MAX_CONNECTING at a time, within CONNECT_TIMEOUT_S),
  *     then each one sends the message, waits for the whole echo (checked byte for byte) and
  *     sends the next. Counting starts WARMUP_S seconds after the connect phase and lasts
- *     DURATION_S seconds. Prints "measuring" when counting starts, then
+ *     DURATION_S seconds; with ECHO_CLIENT_START=T in the environment (a CLOCK_MONOTONIC time
+ *     in seconds) it starts at T instead, if that is later: two clients given the same T count
+ *     over the same window. Prints "measuring" when counting starts, then
  *       messages=M seconds=S conns=C connected=N errors=E min_conn=A max_conn=B served=K
  *     where served is how many connections completed at least one echo while counting.
  *
@@ -276,7 +278,11 @@ static int run_load(double warmup, double duration)
     for (int i = 0; i < nconns; i++)
         if (conns[i].state == IDLE && start_send(&conns[i], now()) < 0)
             kill_conn(&conns[i]), errors++;
-    double start = now() + warmup, end = start + duration;
+    double start = now() + warmup;
+    const char *start_at = getenv("ECHO_CLIENT_START");
+    if (start_at != NULL && atof(start_at) > start)
+        start = atof(start_at);
+    double end = start + duration;
     int counting = 0;
     double t;
     for (;;) {

@@ -141,6 +141,40 @@ def test_readable_false_holds_events_back_until_it_turns_true(engine: Engine) ->
         b.close()
 
 
+def test_time_a_sweep_spends_off_the_cpu_does_not_put_off_the_next(engine: Engine) -> None:
+    """Sweeps are spaced by their CPU cost: one preempted for a while (here: a predicate that
+    sleeps) still leaves the next iteration its sweep, as the documentation promises."""
+    got: list[bytes] = []
+
+    class Gated(asyncore.dispatcher):
+        open_gate = False
+        slow = True
+
+        def readable(self) -> bool:
+            if self.slow:
+                time.sleep(0.05)  # off the CPU, as a busy machine's scheduler would leave it
+            return self.open_gate
+
+        def writable(self) -> bool:
+            return False
+
+        def handle_read(self) -> None:
+            got.append(self.recv(100))
+
+    a, b = socket.socketpair()
+    try:
+        gated = Gated(a)
+        b.sendall(b"data")
+        asyncore.loop(timeout=0.05, count=2)
+        assert got == []
+        gated.slow = False
+        gated.open_gate = True
+        asyncore.loop(timeout=1, count=1)
+        assert got == [b"data"]
+    finally:
+        b.close()
+
+
 def test_predicate_on_shared_state_is_seen_by_the_sweep(engine: Engine) -> None:
     """A predicate reading state held elsewhere (mutated in place) is picked up by a sweep."""
     shared: list[bytes] = []

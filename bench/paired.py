@@ -8,9 +8,10 @@ Back-to-back runs on a shared VM differ by 20-30 % because the host's load chang
 them. This script runs both servers at the same time, both pinned to CPU 0 (the load clients
 on CPU 1), so whatever disturbs one disturbs the other: each gets about half of CPU 0, and the
 ratio of their messages per server CPU-second (read from /proc/PID/stat) is stable to a few
-per cent from run to run. That ratio compares CPU cost per message, not throughput. Pair
-servers with alike threads (two event loops, or two thread-per-connection servers): the
-scheduler shares CPU 0 per thread, not per process.
+per cent from run to run. That ratio compares CPU cost per message, not throughput. Each
+server runs in a cgroup of its own where one can be made (the cgroup cpu controller, and
+permission to use it), so CPU 0 is shared per server however many threads each runs;
+elsewhere it is shared per thread, and only servers with alike threads pair fairly.
 
 Each command is run as given (found on PATH, from the repository root) with ``{port}``
 replaced by a free port; each round starts both servers (alternating which goes first),
@@ -50,6 +51,52 @@ from benchlib import (
 STOP_TIMEOUT = 10.0  # seconds between SIGTERM and SIGKILL
 CLIENT_SLACK = 60.0  # seconds beyond warmup + duration for the client's connect phase and exit
 MIN_OVERLAP = 0.95  # a round whose two windows overlap less is left out of the median
+CGROUP_V1_CPU = Path("/sys/fs/cgroup/cpu")  # cgroup v1: the cpu controller's hierarchy
+CGROUP_V2 = Path("/sys/fs/cgroup")  # cgroup v2: the unified hierarchy's root
+
+
+class CpuGroup:
+    """A cgroup of the CPU controller holding one server, so CPU 0 is shared per server.
+
+    The scheduler shares a CPU among threads: an event loop paired with a server running 55
+    threads would get a few per cent of it. Two servers in two groups of equal weight get half
+    each, however many threads they run.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    @classmethod
+    def make(cls, name: str) -> CpuGroup | None:
+        """A new group called ``name``, or None where none can be made (no controller, no
+        permission): then CPU 0 is shared per thread."""
+        for parent in (CGROUP_V1_CPU, CGROUP_V2):
+            try:
+                if parent == CGROUP_V2 and "cpu" not in (
+                    (parent / "cgroup.subtree_control").read_text().split()
+                ):
+                    continue
+                if not (parent / "cgroup.procs").exists():
+                    continue
+                (parent / name).mkdir()
+            except OSError:
+                continue
+            return cls(parent / name)
+        return None
+
+    def join(self, pid: int) -> None:
+        """Move process ``pid`` (all its threads, and those it starts later) into the group."""
+        try:
+            (self.path / "cgroup.procs").write_text(f"{pid}\n")
+        except OSError as exc:
+            raise BenchError(f"cannot move process {pid} into {self.path}: {exc}") from exc
+
+    def remove(self) -> None:
+        """Delete the group (once its processes have exited)."""
+        try:
+            self.path.rmdir()
+        except OSError as exc:
+            print(f"warning: cannot remove {self.path}: {exc}", file=sys.stderr)
 
 
 def server_argv(command: str, port: int) -> list[str]:
@@ -181,9 +228,14 @@ class ClientRun:
 
 
 def run_round(
-    client: Path, args: argparse.Namespace, labels: tuple[str, str], swap: bool
+    client: Path,
+    args: argparse.Namespace,
+    labels: tuple[str, str],
+    groups: list[CpuGroup] | None,
+    swap: bool,
 ) -> tuple[Load, Load]:
-    """Start both servers (B first when ``swap``), load both at once, stop them; (A, B) loads."""
+    """Start both servers (B first when ``swap``), each in its CPU group when there are groups,
+    load both at once, stop them; the (A, B) loads."""
     order = [1, 0] if swap else [0, 1]
     commands = (args.a, args.b)
     ports = free_ports(2)
@@ -193,6 +245,8 @@ def run_round(
         for i in order:
             argv = pinned(SERVER_CPU, server_argv(commands[i], ports[i]))
             servers[i] = ServerProcess.launch(labels[i], ports[i], argv, REPO)
+            if groups is not None:
+                groups[i].join(servers[i].proc.pid)
         deadline = time.monotonic() + STARTUP_TIMEOUT
         for i in order:
             servers[i].wait_echoing(deadline)
@@ -278,7 +332,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     a_label, b_label = args.labels.split(",") if args.labels else default_labels(args.a, args.b)
     labels = (a_label.strip(), b_label.strip())
-    width = max(len(label) for label in labels)
     try:
         client = build_client()
     except BenchError as exc:
@@ -286,16 +339,35 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     for letter, label, command in zip("AB", labels, (args.a, args.b), strict=True):
         print(f"{letter} = {command}" + (f"  ({label})" if label != letter else ""))
+    made = [CpuGroup.make(f"portside-bench-{os.getpid()}-{letter}") for letter in "ab"]
+    groups = [g for g in made if g is not None]
+    try:
+        return run_rounds(client, args, labels, groups if len(groups) == 2 else None)
+    finally:
+        for group in groups:
+            group.remove()
+
+
+def run_rounds(
+    client: Path, args: argparse.Namespace, labels: tuple[str, str], groups: list[CpuGroup] | None
+) -> int:
+    """The rounds and the summary of ``main``; its exit status."""
+    width = max(len(label) for label in labels)
+    sharing = (
+        "CPU 0 shared per server (a cgroup each)"
+        if groups is not None
+        else "CPU 0 shared per thread (no cgroup could be made: pair servers with alike threads)"
+    )
     print(
         f"{args.conns} conns x {args.size} B{' lines' if args.line else ''}, "
         f"{args.warmup:g} s warmup + {args.duration:g} s, {os.cpu_count()} CPUs, "
-        f"load avg {os.getloadavg()[0]:.1f}"
+        f"load avg {os.getloadavg()[0]:.1f}; {sharing}"
     )
     ratios: list[float] = []
     for round_no in range(args.rounds):
         swap = round_no % 2 == 1
         try:
-            a, b = run_round(client, args, labels, swap)
+            a, b = run_round(client, args, labels, groups, swap)
         except BenchError as exc:
             print(f"round {round_no + 1}: error: {exc}", file=sys.stderr)
             return 1

@@ -89,7 +89,9 @@ class CpuGroup:
         try:
             (self.path / "cgroup.procs").write_text(f"{pid}\n")
         except OSError as exc:
-            raise BenchError(f"cannot move process {pid} into {self.path}: {exc}") from exc
+            raise BenchError(
+                f"cannot move process {pid} into {self.path}: {exc} (--no-cgroups runs without)"
+            ) from exc
 
     def remove(self) -> None:
         """Delete the group (once its processes have exited)."""
@@ -314,6 +316,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="seconds allowed for connecting before the warmup (raise it for a small backlog)",
     )
     parser.add_argument("--duration", type=float, default=3.0, help="seconds measured")
+    parser.add_argument(
+        "--no-cgroups",
+        action="store_true",
+        help="do not put each server in a cgroup of its own (CPU 0 is then shared per thread)",
+    )
     args = parser.parse_args(argv)
     for name in ("a", "b"):
         if "{port}" not in getattr(args, name):
@@ -339,7 +346,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     for letter, label, command in zip("AB", labels, (args.a, args.b), strict=True):
         print(f"{letter} = {command}" + (f"  ({label})" if label != letter else ""))
-    made = [CpuGroup.make(f"portside-bench-{os.getpid()}-{letter}") for letter in "ab"]
+    made = [
+        None if args.no_cgroups else CpuGroup.make(f"portside-bench-{os.getpid()}-{letter}")
+        for letter in "ab"
+    ]
     groups = [g for g in made if g is not None]
     try:
         return run_rounds(client, args, labels, groups if len(groups) == 2 else None)
@@ -356,7 +366,7 @@ def run_rounds(
     sharing = (
         "CPU 0 shared per server (a cgroup each)"
         if groups is not None
-        else "CPU 0 shared per thread (no cgroup could be made: pair servers with alike threads)"
+        else "CPU 0 shared per thread (no cgroups: pair servers with alike threads)"
     )
     print(
         f"{args.conns} conns x {args.size} B{' lines' if args.line else ''}, "

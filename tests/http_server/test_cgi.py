@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import functools
 import http.client
+import http.server
 import os
 import socket
 import sys
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from portside.http import server as ps_server
+from portside.http._cgi import _collapse_path
 
 from .support import CLIENT_TIMEOUT, MODES, Quiet, serving
 
@@ -235,3 +240,32 @@ def test_same_script_output_as_stdlib(tmp_path: Path, loop_kind: str) -> None:
     assert answers[0] == answers[1]
     assert b"BODY b'a=1&b=2'" in answers[0][1][2]
     assert b"PATH_INFO = /a b/c" in answers[0][0][2]
+
+
+DIRECTORIES = tuple(d + "/" for d in ps_server.CGIHTTPRequestHandler.cgi_directories)
+CGI_SEGMENTS = ["cgi-bin", "htbin", "%63gi-bin", "cgi-binx", "..", ".", "", "a", "x.py"]
+CGI_SEGMENTS += ["%2e%2e", "%2F", "?q=1", "a?b/../c", "%3F", "..%2F"]
+
+
+@pytest.mark.skipif(
+    not hasattr(http.server, "CGIHTTPRequestHandler"), reason="the stdlib's CGI is gone"
+)
+@settings(max_examples=500, deadline=None)
+@given(segments=st.lists(st.sampled_from(CGI_SEGMENTS), max_size=6))
+def test_is_cgi_agrees_with_the_stdlib(segments: list[str]) -> None:
+    """Which URL paths are scripts, and the (directory, rest) split, as the stdlib decides."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        theirs: Any = object.__new__(http.server.CGIHTTPRequestHandler)
+    ours: Any = object.__new__(Scripts)
+    theirs.path = ours.path = "/" + "/".join(segments)
+    try:
+        expected = theirs.is_cgi()
+    except IndexError:
+        # The stdlib's fails on a path that climbs above the root ("/../cgi-bin/x"); ours
+        # stays at the root, as RFC 3986 resolves dot segments (a documented difference).
+        resolved = _collapse_path(ours.path)
+        assert ours.is_cgi() == (resolved.find("/", 1) > 0 and resolved.startswith(DIRECTORIES))
+        return
+    assert ours.is_cgi() == expected
+    assert getattr(ours, "cgi_info", None) == getattr(theirs, "cgi_info", None)

@@ -23,12 +23,12 @@ from portside import smtpd
 
 from .differential import cut, stdlib_module
 
+REFERENCE = stdlib_module("smtpd")
+
 pytestmark = [
     pytest.mark.timeout(120),
-    pytest.mark.skipif(stdlib_module("smtpd") is None, reason="the stdlib's smtpd is gone (3.12+)"),
+    pytest.mark.skipif(REFERENCE is None, reason="the stdlib's smtpd is gone (3.12+)"),
 ]
-
-REFERENCE = stdlib_module("smtpd")
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -1,7 +1,8 @@
 """An SMTP sink: accepts every message sent to it and stores it in a maildir (a mail catcher).
 
 ``portside serve smtp --listen tcp:8025 --maildir ./mail`` answers SMTP as Python 3.11's
-``smtpd`` does (the same :class:`~portside.proto.smtp.Session`, with SMTPUTF8 offered) and
+``smtpd`` does (the same :class:`~portside.proto.smtp.Session`, with SMTPUTF8 offered; after a
+``552`` the transaction ends, and a reply it cannot encode goes out with ``?``) and
 writes each accepted message to ``MAILDIR/new/`` -- written to ``tmp/``, fsynced, renamed, the
 directory fsynced -- *before* it answers ``250``: a message acknowledged is on disk.
 
@@ -137,8 +138,10 @@ class SinkConnection(Connection):
         self._reply([self.session.greeting()])
 
     def _reply(self, lines: list[str]) -> None:
+        # A reply quotes the client's command ('500 Error: command "Ü" not recognized'); in
+        # ASCII the characters that do not fit go out as "?" (smtpd fails the session instead).
         encoding = self.session.encoding
-        self.write(b"".join(line.encode(encoding) + b"\r\n" for line in lines))
+        self.write(b"".join(line.encode(encoding, "replace") + b"\r\n" for line in lines))
 
     def _on_data(self, data: bytes) -> None:
         self.framer.feed(data)

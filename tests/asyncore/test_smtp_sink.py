@@ -84,6 +84,26 @@ def test_size_limit_utf8_and_pipelining(run: Any, tmp_path: Path) -> None:
     assert "S: ü\r\n\r\nhi".encode() in message
 
 
+def test_a_non_ascii_command_gets_an_ascii_reply(run: Any, tmp_path: Path) -> None:
+    """The 500 reply quotes the command; outside SMTPUTF8 it must still be ASCII."""
+
+    async def main() -> list[bytes]:
+        async with portside.Server(SMTPSink(tmp_path, hostname="sink.test"), "tcp:0") as server:
+            reader, writer = await asyncio.open_connection(*server.addresses[0][:2])
+            await reader.readline()
+            writer.write("ü\r\nNOOP\r\nQUIT\r\n".encode())
+            replies = (await asyncio.wait_for(reader.read(), 5)).split(b"\r\n")
+            writer.close()
+            return replies
+
+    assert run(main()) == [
+        b'500 Error: command "?" not recognized',  # "Ü": it was upper-cased, then replaced
+        b"250 OK",
+        b"221 Bye",
+        b"",
+    ]
+
+
 def test_graceful_shutdown_says_421(run: Any, tmp_path: Path) -> None:
     async def main() -> None:
         server = portside.Server(SMTPSink(tmp_path, hostname="sink.test"), "tcp:0")

@@ -152,6 +152,40 @@ def test_readable_false_holds_events_back_until_it_turns_true(
         b.close()
 
 
+def test_count_mode_asks_the_predicates_in_every_iteration(engine: Engine) -> None:
+    """However quickly ``loop(count=1)`` calls follow each other, as asyncore does."""
+    got: list[bytes] = []
+
+    class Gated(asyncore.dispatcher):
+        open_gate = False
+
+        def readable(self) -> bool:
+            return self.open_gate
+
+        def writable(self) -> bool:
+            return False
+
+        def handle_read(self) -> None:
+            got.append(self.recv(100))
+
+    a, b = socket.socketpair()
+    try:
+        gated = Gated(a)
+        b.sendall(b"data")
+        for _ in range(3):
+            asyncore.loop(timeout=0.001, count=1)
+        assert got == []
+        gated.open_gate = True
+        asyncore.loop(timeout=0.001, count=1)
+        assert got == [b"data"]
+        gated.open_gate = False
+        b.sendall(b"more")
+        asyncore.loop(timeout=0.001, count=1)
+        assert got == [b"data"]
+    finally:
+        b.close()
+
+
 def test_predicate_on_shared_state_is_seen_by_the_sweep(engine: Engine) -> None:
     """A predicate reading state held elsewhere (mutated in place) is picked up by a sweep."""
     shared: list[bytes] = []

@@ -11,10 +11,13 @@ want, and asks the predicates of a dispatcher again:
   ``push``, ...; batched: once per batch of events, before the poller is waited on again);
 - in a full sweep of the map: at least every ``timeout`` seconds while idle (as asyncore's
   select would time out and look again), and while busy as often as costs at most
-  1/``SWEEP_BUDGET`` of the loop's time. This catches predicates that depend on state held
-  elsewhere, such as a shared queue mutated in place.
+  1/``SWEEP_BUDGET`` of the loop's time; with ``loop(count=...)``, in every iteration unless
+  the map holds more than ``COUNT_SWEEP_EVERY`` dispatchers. This catches predicates that
+  depend on state held elsewhere (a shared queue mutated in place) or on an attribute set by
+  plain assignment.
 
-So an iteration costs in proportion to the dispatchers that are active, not to the map's size.
+So a running ``loop()`` costs in proportion to the dispatchers that are active, not to the
+map's size (and so does ``loop(count=...)`` on a map too large for select()).
 Events of one descriptor are delivered read, then write, then priority, before the next
 descriptor's (asyncore delivers all reads of an iteration before all writes).
 
@@ -59,6 +62,11 @@ __all__ = ["MapDriver"]
 SWEEP_BUDGET = 50
 # ... and come no more often than this, so a small map is not swept on every event.
 SWEEP_MIN_INTERVAL = 0.01
+# loop(count=...) sweeps a map of up to this many dispatchers in every iteration, as asyncore
+# asks every predicate (about 1 ms of CPU at most); larger maps on the budget above. A count,
+# not the sweep's measured cost: a collection or a page fault during one sweep must not make
+# the next iteration miss a change.
+COUNT_SWEEP_EVERY = 1500
 # Ready events taken per wake-up: bounds how long other work on the loop waits for a busy map.
 BATCH = 1024
 
@@ -473,6 +481,13 @@ class MapDriver:
         now = time.monotonic()
         if now >= self.next_sweep:
             self._sweep_now(now, timeout)
+            # asyncore asks every predicate in every iteration, and so does this for a map of
+            # ordinary size; a larger one is swept when that costs at most 1/SWEEP_BUDGET of
+            # the time
+            if len(self.map) > COUNT_SWEEP_EVERY:
+                self.next_sweep = now + SWEEP_BUDGET * self.sweep_cost
+            else:
+                self.next_sweep = now
         self.flush()
         self.raise_failure()
         if not self.watched and not self.tls_reads:

@@ -1,0 +1,104 @@
+"""asyncore's event delivery under hypothesis, against the 3.11 standard library's: a
+dispatcher whose ``readable()``/``writable()`` answers change from one ``loop(count=1)`` to
+the next, while its peer sends, half-closes or goes away, gets the same handler calls with the
+same results, iteration by iteration.
+"""
+
+from __future__ import annotations
+
+import socket
+from types import ModuleType
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from portside import asyncore
+
+from .differential import stdlib_module
+
+REFERENCE = stdlib_module("asyncore")
+
+pytestmark = [
+    pytest.mark.timeout(120),
+    pytest.mark.skipif(REFERENCE is None, reason="the stdlib's asyncore is gone (3.12+)"),
+]
+
+FUZZ = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+# What the peer does before an iteration: send some bytes, half-close, close, or nothing.
+peer_st = st.one_of(
+    st.integers(min_value=1, max_value=3000).map(lambda n: ("send", n)),
+    st.sampled_from([("nothing", 0), ("nothing", 0), ("shut", 0), ("close", 0)]),
+)
+step_st = st.tuples(peer_st, st.booleans(), st.booleans(), st.sampled_from([1, 100, 4096]))
+
+
+def run(module: Any, steps: list[tuple[tuple[str, int], bool, bool, int]]) -> list[Any]:
+    """The handler calls of a ``module`` dispatcher, and what its peer got, per iteration."""
+    calls: list[Any] = []
+
+    class Probe(module.dispatcher):  # type: ignore[name-defined, misc]
+        want_read = want_write = True
+        size = 100
+
+        def readable(self) -> bool:
+            return self.want_read
+
+        def writable(self) -> bool:
+            return self.want_write
+
+        def handle_read(self) -> None:
+            calls.append(("read", self.recv(self.size)))
+
+        def handle_write(self) -> None:
+            calls.append(("write", self.send(b"w" * self.size)))
+
+        def handle_close(self) -> None:
+            calls.append("close")
+            self.close()
+
+        def handle_expt(self) -> None:
+            calls.append("expt")
+
+        def handle_error(self) -> None:
+            calls.append("error")
+            self.close()
+
+    ours, peer = socket.socketpair()
+    socket_map: dict[int, Any] = {}
+    probe = Probe(ours, map=socket_map)
+    peer.setblocking(False)
+    sending = True
+    try:
+        for (action, count), readable, writable, size in steps:
+            if action == "send" and sending:
+                peer.send(b"p" * count)
+            elif action == "shut" and sending:
+                peer.shutdown(socket.SHUT_WR)
+                sending = False
+            elif action == "close":
+                peer.close()
+                sending = False
+            probe.want_read, probe.want_write, probe.size = readable, writable, size
+            calls.append("iteration")
+            module.loop(timeout=0.005, map=socket_map, count=1)
+            if peer.fileno() != -1:
+                try:
+                    calls.append(("peer got", len(peer.recv(1 << 20))))
+                except BlockingIOError:
+                    pass
+            if not socket_map:
+                break
+    finally:
+        module.close_all(socket_map)
+        peer.close()
+    return calls
+
+
+@FUZZ
+@given(steps=st.lists(step_st, min_size=1, max_size=8))
+def test_handler_calls_match_the_stdlib(steps: list[Any]) -> None:
+    assert isinstance(REFERENCE, ModuleType)
+    assert run(asyncore, steps) == run(REFERENCE, steps)

@@ -1,12 +1,13 @@
 """asyncore's event delivery under hypothesis, against the 3.11 standard library's: a
-dispatcher whose ``readable()``/``writable()`` answers change from one ``loop(count=1)`` to
-the next, while its peer sends, half-closes or goes away, gets the same handler calls with the
-same results, iteration by iteration.
+dispatcher -- connected, connecting, or refused -- whose ``readable()``/``writable()`` answers
+change from one ``loop(count=1)`` to the next, while its peer sends, half-closes or goes away,
+gets the same handler calls with the same results, iteration by iteration.
 """
 
 from __future__ import annotations
 
 import socket
+import sys
 from types import ModuleType
 from typing import Any
 
@@ -35,8 +36,13 @@ peer_st = st.one_of(
 step_st = st.tuples(peer_st, st.booleans(), st.booleans(), st.sampled_from([1, 100, 4096]))
 
 
-def run(module: Any, steps: list[tuple[tuple[str, int], bool, bool, int]]) -> list[Any]:
-    """The handler calls of a ``module`` dispatcher, and what its peer got, per iteration."""
+def run(module: Any, steps: list[tuple[tuple[str, int], bool, bool, int]], start: str) -> list[Any]:
+    """The handler calls of a ``module`` dispatcher, and what its peer got, per iteration.
+
+    ``start``: ``pair`` (connected at once, over a socketpair), ``connect`` (a TCP client
+    connecting to a listener, which accepts it after the first iteration) or ``refused`` (a
+    TCP client connecting to a port nobody listens on).
+    """
     calls: list[Any] = []
 
     class Probe(module.dispatcher):  # type: ignore[name-defined, misc]
@@ -48,6 +54,9 @@ def run(module: Any, steps: list[tuple[tuple[str, int], bool, bool, int]]) -> li
 
         def writable(self) -> bool:
             return self.want_write
+
+        def handle_connect(self) -> None:
+            calls.append("connect")
 
         def handle_read(self) -> None:
             calls.append(("read", self.recv(self.size)))
@@ -63,42 +72,70 @@ def run(module: Any, steps: list[tuple[tuple[str, int], bool, bool, int]]) -> li
             calls.append("expt")
 
         def handle_error(self) -> None:
-            calls.append("error")
+            calls.append(("error", sys.exc_info()[0]))
             self.close()
 
-    ours, peer = socket.socketpair()
     socket_map: dict[int, Any] = {}
-    probe = Probe(ours, map=socket_map)
-    peer.setblocking(False)
+    listener = peer = None
+    if start == "pair":
+        ours, peer = socket.socketpair()
+        probe = Probe(ours, map=socket_map)
+        peer.setblocking(False)
+    else:
+        listener = socket.create_server(("127.0.0.1", 0))
+        address = listener.getsockname()
+        if start == "refused":
+            listener.close()
+            listener = None
+        else:
+            listener.setblocking(False)
+        probe = Probe(map=socket_map)
+        probe.create_socket()
+        try:
+            probe.connect(address)
+        except OSError as exc:
+            calls.append(("connect raised", exc.errno))
     sending = True
     try:
         for (action, count), readable, writable, size in steps:
-            if action == "send" and sending:
-                peer.send(b"p" * count)
-            elif action == "shut" and sending:
-                peer.shutdown(socket.SHUT_WR)
-                sending = False
-            elif action == "close":
-                peer.close()
-                sending = False
+            if peer is None and listener is not None:
+                try:
+                    peer = listener.accept()[0]
+                    peer.setblocking(False)
+                except BlockingIOError:
+                    pass
+            if peer is not None:
+                if action == "send" and sending:
+                    peer.send(b"p" * count)
+                elif action == "shut" and sending:
+                    peer.shutdown(socket.SHUT_WR)
+                    sending = False
+                elif action == "close":
+                    peer.close()
+                    sending = False
             probe.want_read, probe.want_write, probe.size = readable, writable, size
             calls.append("iteration")
             module.loop(timeout=0.005, map=socket_map, count=1)
-            if peer.fileno() != -1:
+            if peer is not None and peer.fileno() != -1:
                 try:
                     calls.append(("peer got", len(peer.recv(1 << 20))))
-                except BlockingIOError:
+                except (BlockingIOError, ConnectionResetError):
                     pass
             if not socket_map:
                 break
     finally:
         module.close_all(socket_map)
-        peer.close()
+        for sock in (peer, listener):
+            if sock is not None:
+                sock.close()
     return calls
 
 
 @FUZZ
-@given(steps=st.lists(step_st, min_size=1, max_size=8))
-def test_handler_calls_match_the_stdlib(steps: list[Any]) -> None:
+@given(
+    steps=st.lists(step_st, min_size=1, max_size=8),
+    start=st.sampled_from(["pair", "pair", "connect", "refused"]),
+)
+def test_handler_calls_match_the_stdlib(steps: list[Any], start: str) -> None:
     assert isinstance(REFERENCE, ModuleType)
-    assert run(asyncore, steps) == run(REFERENCE, steps)
+    assert run(asyncore, steps, start) == run(REFERENCE, steps, start)

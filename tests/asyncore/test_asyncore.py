@@ -161,6 +161,44 @@ def test_readable_false_holds_events_back_until_it_turns_true(
         b.close()
 
 
+def test_a_hang_up_nobody_reads_is_no_event(engine: Engine) -> None:
+    """The read end of a pipe whose writer left, watched for writing only, as select() sees it:
+    nothing is delivered and each iteration waits its timeout (no early return, no spin)."""
+    calls: list[Any] = []
+
+    class Reader(asyncore.file_dispatcher):
+        want_read = False
+
+        def readable(self) -> bool:
+            return self.want_read
+
+        def writable(self) -> bool:
+            return True
+
+        def handle_write(self) -> None:
+            calls.append("write")
+
+        def handle_read(self) -> None:
+            calls.append(self.recv(10))
+
+        def handle_close(self) -> None:
+            calls.append("close")
+            self.close()
+
+    r, w = os.pipe()
+    reader = Reader(r)
+    os.close(r)
+    os.write(w, b"x")
+    os.close(w)
+    started = time.monotonic()
+    asyncore.loop(timeout=0.02, count=5)
+    assert calls == []
+    assert time.monotonic() - started >= 0.09  # five timeouts waited out
+    reader.want_read = True
+    asyncore.loop(timeout=0.02, count=2)
+    assert calls == [b"x", "close", b""]
+
+
 def test_predicate_on_shared_state_is_seen_by_the_sweep(engine: Engine) -> None:
     """A predicate reading state held elsewhere (mutated in place) is picked up by a sweep."""
     shared: list[bytes] = []

@@ -1,11 +1,13 @@
 """asyncore's event delivery under hypothesis, against the 3.11 standard library's: a
-dispatcher -- connected, connecting, or refused -- whose ``readable()``/``writable()`` answers
-change from one ``loop(count=1)`` to the next, while its peer sends, half-closes or goes away,
-gets the same handler calls with the same results, iteration by iteration.
+dispatcher -- connected, connecting, refused, listening, or reading a pipe -- whose
+``readable()``/``writable()`` answers change from one ``loop(count=1)`` to the next, while its
+peer sends, half-closes or goes away, gets the same handler calls with the same results,
+iteration by iteration.
 """
 
 from __future__ import annotations
 
+import os
 import socket
 import sys
 from types import ModuleType
@@ -40,12 +42,15 @@ def run(module: Any, steps: list[tuple[tuple[str, int], bool, bool, int]], start
     """The handler calls of a ``module`` dispatcher, and what its peer got, per iteration.
 
     ``start``: ``pair`` (connected at once, over a socketpair), ``connect`` (a TCP client
-    connecting to a listener, which accepts it after the first iteration) or ``refused`` (a
-    TCP client connecting to a port nobody listens on).
+    connecting to a listener, which accepts it after the first iteration), ``refused`` (a
+    TCP client connecting to a port nobody listens on), ``listen`` (a listener; the peer's
+    "send" is a new client connecting, its "close" the oldest one leaving) or ``pipe`` (a
+    ``file_dispatcher`` reading a pipe the peer writes and closes).
     """
     calls: list[Any] = []
+    base = module.file_dispatcher if start == "pipe" else module.dispatcher
 
-    class Probe(module.dispatcher):  # type: ignore[name-defined, misc]
+    class Probe(base):  # type: ignore[valid-type, misc]
         want_read = want_write = True
         size = 100
 
@@ -71,16 +76,32 @@ def run(module: Any, steps: list[tuple[tuple[str, int], bool, bool, int]], start
         def handle_expt(self) -> None:
             calls.append("expt")
 
+        def handle_accepted(self, sock: socket.socket, addr: Any) -> None:
+            calls.append("accepted")
+            sock.close()
+
         def handle_error(self) -> None:
             calls.append(("error", sys.exc_info()[0]))
             self.close()
 
     socket_map: dict[int, Any] = {}
     listener = peer = None
+    clients: list[socket.socket] = []
+    pipe_in = -1
     if start == "pair":
         ours, peer = socket.socketpair()
         probe = Probe(ours, map=socket_map)
         peer.setblocking(False)
+    elif start == "pipe":
+        pipe_out, pipe_in = os.pipe()
+        probe = Probe(pipe_out, map=socket_map)
+        os.close(pipe_out)  # file_dispatcher keeps a duplicate
+    elif start == "listen":
+        probe = Probe(map=socket_map)
+        probe.create_socket()
+        probe.bind(("127.0.0.1", 0))
+        probe.listen(16)
+        address = probe.socket.getsockname()
     else:
         listener = socket.create_server(("127.0.0.1", 0))
         address = listener.getsockname()
@@ -104,7 +125,18 @@ def run(module: Any, steps: list[tuple[tuple[str, int], bool, bool, int]], start
                     peer.setblocking(False)
                 except BlockingIOError:
                     pass
-            if peer is not None:
+            if start == "listen":
+                if action == "send":
+                    clients.append(socket.create_connection(address, timeout=5))
+                elif action == "close" and clients:
+                    clients.pop(0).close()
+            elif start == "pipe" and pipe_in != -1:
+                if action == "send":
+                    os.write(pipe_in, b"p" * count)
+                elif action in ("shut", "close"):
+                    os.close(pipe_in)
+                    pipe_in = -1
+            elif peer is not None:
                 if action == "send" and sending:
                     peer.send(b"p" * count)
                 elif action == "shut" and sending:
@@ -125,16 +157,18 @@ def run(module: Any, steps: list[tuple[tuple[str, int], bool, bool, int]], start
                 break
     finally:
         module.close_all(socket_map)
-        for sock in (peer, listener):
+        for sock in (peer, listener, *clients):
             if sock is not None:
                 sock.close()
+        if pipe_in != -1:
+            os.close(pipe_in)
     return calls
 
 
 @FUZZ
 @given(
     steps=st.lists(step_st, min_size=1, max_size=8),
-    start=st.sampled_from(["pair", "pair", "connect", "refused"]),
+    start=st.sampled_from(["pair", "pair", "connect", "refused", "listen", "pipe"]),
 )
 def test_handler_calls_match_the_stdlib(steps: list[Any], start: str) -> None:
     assert isinstance(REFERENCE, ModuleType)

@@ -70,9 +70,11 @@ COUNT_SWEEP_EVERY = 1500
 # Ready events taken per wake-up: bounds how long other work on the loop waits for a busy map.
 BATCH = 1024
 
-# select() reports a descriptor with an error or a hang-up as both readable and writable.
+# What select() counts as readable and as writable: an error is both, a hang-up only readable
+# (a socket that can no longer send is reported writable by the kernel itself; the read end of
+# a pipe whose writer is gone is not).
 _READ_READY = EPOLLIN | EPOLLERR | EPOLLHUP
-_WRITE_READY = EPOLLOUT | EPOLLERR | EPOLLHUP
+_WRITE_READY = EPOLLOUT | EPOLLERR
 
 # where run_once is: not in an iteration, waiting for the iteration's batch, had it
 _FREE, _WANT_BATCH, _HAD_BATCH = 0, 1, 2
@@ -104,6 +106,7 @@ class MapDriver:
         self.sweep_idle = False
         self._in_batch = False
         self.stop_batch = False  # a handler failed: deliver nothing more in this batch
+        self.parked = 0  # events of the batch that were hang-ups nobody reads (not delivered)
         self.direct = False  # run()/run_once() poll the poller themselves: the loop is idle
         self.tls_reads: list[_Reg] = []  # direct mode: TLS plaintext waiting inside OpenSSL
         self._flush_handle: asyncio.Handle | None = None
@@ -225,8 +228,9 @@ class MapDriver:
         """The event loop saw the poller readable: dispatch a batch of events."""
         if self.iteration == _HAD_BATCH or self.halted:
             return
-        self._dispatch(self.poller.poll(0, BATCH))
-        if self.iteration == _WANT_BATCH:
+        events = self.poller.poll(0, BATCH)
+        self._dispatch(events)
+        if self.iteration == _WANT_BATCH and not self._only_parked(events):
             self.iteration = _HAD_BATCH
             self.loop.stop()
         if self.sweep_idle and self._sweep_handle is not None:
@@ -234,8 +238,14 @@ class MapDriver:
         if self.always:
             self.loop.call_soon(self._on_ready)
 
+    def _only_parked(self, events: list[tuple[int, int]]) -> bool:
+        """Whether the batch just dispatched was only hang-ups nobody reads: to asyncore, whose
+        select() would not have returned for them, that was no iteration yet."""
+        return bool(events) and self.parked == len(events)
+
     def _dispatch(self, events: list[tuple[int, int]]) -> None:
         now = handling
+        self.parked = 0
         if self.always:
             events += [(fd, EPOLLIN | EPOLLOUT) for fd in self.always]
         self._in_batch = True
@@ -318,6 +328,12 @@ class MapDriver:
                     if reg.live:
                         if tls:
                             self.dirty[id(d)] = d
+                        elif ev & EPOLLHUP and not mask & EPOLLIN and not ev & _WRITE_READY:
+                            # A hang-up nobody asked to read about: select() would not report
+                            # it, and epoll would on every wait. Stop watching until the next
+                            # sweep or state change asks the predicates again.
+                            self._watch(reg, 0)
+                            self.parked += 1
                         else:  # _mask(), inlined: this runs once per event
                             new = EPOLLIN if reg.const_read or d.readable() else 0
                             if d.writable() and not d.accepting:
@@ -503,8 +519,12 @@ class MapDriver:
                 self.iteration = _FREE
         else:
             self.direct = True
+            deadline = now + timeout
             try:
-                self._poll(timeout)
+                while self._only_parked(self._poll(timeout)) and self.failure is None:
+                    timeout = deadline - time.monotonic()
+                    if timeout <= 0:
+                        break
             finally:
                 self.direct = False
         self.raise_failure()
@@ -570,15 +590,17 @@ class MapDriver:
         self.next_sweep = now + (max(timeout, pause) if idle else pause)
         return idle
 
-    def _poll(self, wait: float) -> None:
-        """Wait on the poller up to ``wait`` seconds and dispatch what it reports."""
+    def _poll(self, wait: float) -> list[tuple[int, int]]:
+        """Wait on the poller up to ``wait`` seconds, dispatch what it reports; return that."""
         if self.always or self.tls_reads:
             wait = 0.0
-        self._dispatch(self.poller.poll(wait, BATCH))
+        events = self.poller.poll(wait, BATCH)
+        self._dispatch(events)
         if self.tls_reads:
             reads, self.tls_reads = self.tls_reads, []
             for reg in reads:
                 self._pending_read(reg)
+        return events
 
     def close(self) -> None:
         """Drop every registration, close the poller and forget this driver."""

@@ -1,6 +1,7 @@
-"""asynchat's output side under hypothesis, against the 3.11 standard library's: pushes of any
-size, producers, ``close_when_done`` and ``discard_buffers``, with any ``ac_out_buffer_size``,
-put the same bytes on the wire in every ``loop(count=1)`` iteration and close at the same one.
+"""The output side under hypothesis, against the 3.11 standard library's: asynchat's pushes
+of any size, producers, ``close_when_done`` and ``discard_buffers``, with any
+``ac_out_buffer_size``, and ``dispatcher_with_send``'s sends larger than the socket buffer to a
+peer that reads or not, put the same bytes on the wire in every ``loop(count=1)`` iteration.
 """
 
 from __future__ import annotations
@@ -85,3 +86,45 @@ def test_output_matches_the_stdlib(out_size: int, actions: list[Any]) -> None:
     assert isinstance(REFERENCE_CHAT, ModuleType)
     expected = run(REFERENCE_CHAT, REFERENCE_CORE, out_size, actions)
     assert run(asynchat, asyncore, out_size, actions) == expected
+
+
+def run_with_send(core: Any, sends: list[int], reads: list[bool]) -> list[Any]:
+    """``dispatcher_with_send``: what the peer got per iteration, when it read at all."""
+    socket_map: dict[int, Any] = {}
+    ours, peer = socket.socketpair()
+    sender = core.dispatcher_with_send(ours, map=socket_map)
+    peer.setblocking(False)
+    seen: list[Any] = []
+    try:
+        for number, (size, read) in enumerate(zip(sends, reads, strict=True)):
+            if size:
+                sender.send(bytes([65 + number % 26]) * size)
+            core.loop(timeout=0.005, map=socket_map, count=1)
+            got = b""
+            while read:
+                try:
+                    chunk = peer.recv(1 << 20)
+                except BlockingIOError:
+                    break
+                got += chunk
+            seen.append((len(got), got[:1], len(sender.out_buffer)))
+    finally:
+        core.close_all(socket_map)
+        peer.close()
+    return seen
+
+
+@FUZZ
+@given(
+    steps=st.lists(
+        st.tuples(st.sampled_from([0, 1, 1000, 70_000, 300_000]), st.booleans()),
+        min_size=1,
+        max_size=8,
+    )
+)
+def test_dispatcher_with_send_matches_the_stdlib(steps: list[tuple[int, bool]]) -> None:
+    """Sends larger than the socket buffer, a peer that reads or not: the same bytes per
+    iteration, and the same left in ``out_buffer``."""
+    sends, reads = [size for size, _ in steps], [read for _, read in steps]
+    expected = run_with_send(REFERENCE_CORE, sends, reads)
+    assert run_with_send(asyncore, sends, reads) == expected

@@ -35,6 +35,19 @@ action_st = st.one_of(
 )
 
 
+def drain(peer: socket.socket) -> bytes:
+    """Everything the non-blocking ``peer`` can read now (stops at end-of-file too)."""
+    got = b""
+    while True:
+        try:
+            chunk = peer.recv(1 << 20)
+        except BlockingIOError:
+            return got
+        if not chunk:
+            return got
+        got += chunk
+
+
 def run(chat: Any, core: Any, out_size: int, actions: list[Any]) -> list[Any]:
     """Per iteration: what the peer received, and whether the channel is closed."""
 
@@ -66,10 +79,7 @@ def run(chat: Any, core: Any, out_size: int, actions: list[Any]) -> list[Any]:
             elif action[0] == "discard":
                 talker.discard_buffers()
             core.loop(timeout=0.005, map=socket_map, count=1)
-            try:
-                seen.append(peer.recv(1 << 20))
-            except BlockingIOError:
-                seen.append(b"")
+            seen.append(drain(peer))
             seen.append(not socket_map)
     finally:
         core.close_all(socket_map)
@@ -100,13 +110,7 @@ def run_with_send(core: Any, sends: list[int], reads: list[bool]) -> list[Any]:
             if size:
                 sender.send(bytes([65 + number % 26]) * size)
             core.loop(timeout=0.005, map=socket_map, count=1)
-            got = b""
-            while read:
-                try:
-                    chunk = peer.recv(1 << 20)
-                except BlockingIOError:
-                    break
-                got += chunk
+            got = drain(peer) if read else b""
             seen.append((len(got), got[:1], len(sender.out_buffer)))
     finally:
         core.close_all(socket_map)

@@ -158,12 +158,19 @@ class MapDriver:
         preempted by others is not the sweep's, and must not put off the next one.
         """
         start = time.thread_time()
-        for reg in list(self.regs.values()):
-            if self.map.get(reg.fd) is not reg.dispatcher:
+        regs, map = self.regs, self.map
+        for reg in list(regs.values()):
+            if map.get(reg.fd) is not reg.dispatcher:
                 self._unregister(reg)
         self.dirty.clear()
-        for dispatcher in list(self.map.values()):
-            self._sync(dispatcher)
+        for fd, d in list(map.items()):
+            known = regs.get(fd)
+            if known is not None and known.just_reads and known.dispatcher is d and d._fileno == fd:
+                # _sync() made short for the common case: only writable() can change the mask
+                if d.writable() and not d.accepting:
+                    self._watch(known, EPOLLIN | EPOLLOUT)
+            else:
+                self._sync(d)
         self.sweep_cost = time.thread_time() - start
 
     def _sync(self, d: Any) -> None:
@@ -250,7 +257,7 @@ class MapDriver:
             events += [(fd, EPOLLIN | EPOLLOUT) for fd in self.always]
         self._in_batch = True
         self.stop_batch = False
-        regs, map, lookup = self.regs, self.map, self.lookup
+        regs, map = self.regs, self.map
         try:
             for fd, ev in events:
                 try:
@@ -266,83 +273,28 @@ class MapDriver:
                     self._unregister(reg)
                     self.dirty[id(current)] = current
                     continue
-                if ev == EPOLLIN and reg.just_reads:  # the common case, the rules below made short
-                    now.dispatcher = d
-                    try:
-                        if reg.plain_read_event and d.connected and not d.accepting:
-                            d.handle_read()  # what asyncore's handle_read_event would call
-                        else:
-                            d.handle_read_event()
-                    except _RERAISED as exc:
-                        self._fail(exc)
-                    except BaseException:
-                        self._handle_error(d)
-                    try:
-                        if reg.live and d.writable() and not d.accepting:
-                            self._watch(reg, EPOLLIN | EPOLLOUT)
-                    except BaseException as exc:
-                        self._fail(exc)
+                # The general case first, out of line: so the comparison is followed by a short
+                # conditional jump, the only kind after which CPython 3.11 specializes it.
+                if ev != EPOLLIN or not reg.just_reads:
+                    self._deliver(reg, d, ev)
                     if self.stop_batch:
                         break
                     continue
-                tls = reg.tls
-                if tls and (tls == _TLS_HANDSHAKE or reg.want):
-                    self._tls_event(reg)
-                    continue
-                mask = reg.mask
-                # d's own method calls need no touch() while it handles events (and until the
-                # next dispatcher's turn: the mask is recomputed below anyway)
+                # the common case, the rules of _deliver() made short
                 now.dispatcher = d
                 try:
-                    if ev & _READ_READY and mask & EPOLLIN and (reg.const_read or d.readable()):
-                        try:
-                            d.handle_read_event()
-                        except _RERAISED as exc:
-                            self._fail(exc)
-                        except BaseException:
-                            self._handle_error(d)
-                        if tls:
-                            self._tls_pending(reg)
-                    if (
-                        ev & _WRITE_READY
-                        and mask & EPOLLOUT
-                        and lookup(fd) is d
-                        and d.writable()
-                        and not d.accepting
-                    ):
-                        try:
-                            d.handle_write_event()
-                        except _RERAISED as exc:
-                            self._fail(exc)
-                        except BaseException:
-                            self._handle_error(d)
-                    if ev & EPOLLPRI and lookup(fd) is d:
-                        try:
-                            d.handle_expt_event()
-                        except _RERAISED as exc:
-                            self._fail(exc)
-                        except BaseException:
-                            self._handle_error(d)
-                    # Still registered (a dispatcher that left the map through del_channel is
-                    # not; one deleted from the map by hand is caught by its next event).
-                    if reg.live:
-                        if tls:
-                            self.dirty[id(d)] = d
-                        elif ev & EPOLLHUP and not mask & EPOLLIN and not ev & _WRITE_READY:
-                            # A hang-up nobody asked to read about: select() would not report
-                            # it, and epoll would on every wait. Stop watching until the next
-                            # sweep or state change asks the predicates again.
-                            self._watch(reg, 0)
-                            self.parked += 1
-                        else:  # _mask(), inlined: this runs once per event
-                            new = EPOLLIN if reg.const_read or d.readable() else 0
-                            if d.writable() and not d.accepting:
-                                new |= EPOLLOUT
-                            if new and reg.expt:
-                                new |= EPOLLPRI
-                            if new != mask:
-                                self._watch(reg, new)
-                except BaseException as exc:  # a predicate raised: it leaves loop(), as in asyncore
+                    if reg.plain_read_event and d.connected and not d.accepting:
+                        d.handle_read()  # what asyncore's handle_read_event would call
+                    else:
+                        d.handle_read_event()
+                except _RERAISED as exc:
+                    self._fail(exc)
+                except BaseException:
+                    self._handle_error(d)
+                try:
+                    if reg.live and d.writable() and not d.accepting:
+                        self._watch(reg, EPOLLIN | EPOLLOUT)
+                except BaseException as exc:
                     self._fail(exc)
                 if self.stop_batch:
                     break
@@ -354,6 +306,64 @@ class MapDriver:
             self.flush()
         else:
             self._check_empty()
+
+    def _deliver(self, reg: _Reg, d: Any, ev: int) -> None:
+        """Deliver events ``ev`` of ``reg``'s descriptor to ``d``, then re-ask its predicates."""
+        tls = reg.tls
+        if tls and (tls == _TLS_HANDSHAKE or reg.want):
+            self._tls_event(reg)
+            return
+        fd, mask, lookup = reg.fd, reg.mask, self.lookup
+        # d's own method calls need no touch() while it handles events (and until the
+        # next dispatcher's turn: the mask is recomputed below anyway)
+        handling.dispatcher = d
+        try:
+            if ev & _READ_READY and mask & EPOLLIN and (reg.const_read or d.readable()):
+                try:
+                    d.handle_read_event()
+                except _RERAISED as exc:
+                    self._fail(exc)
+                except BaseException:
+                    self._handle_error(d)
+                if tls:
+                    self._tls_pending(reg)
+            if (
+                ev & _WRITE_READY
+                and mask & EPOLLOUT
+                and lookup(fd) is d
+                and d.writable()
+                and not d.accepting
+            ):
+                try:
+                    d.handle_write_event()
+                except _RERAISED as exc:
+                    self._fail(exc)
+                except BaseException:
+                    self._handle_error(d)
+            if ev & EPOLLPRI and lookup(fd) is d:
+                try:
+                    d.handle_expt_event()
+                except _RERAISED as exc:
+                    self._fail(exc)
+                except BaseException:
+                    self._handle_error(d)
+            # Still registered (a dispatcher that left the map through del_channel is
+            # not; one deleted from the map by hand is caught by its next event).
+            if reg.live:
+                if tls:
+                    self.dirty[id(d)] = d
+                elif ev & EPOLLHUP and not mask & EPOLLIN and not ev & _WRITE_READY:
+                    # A hang-up nobody asked to read about: select() would not report
+                    # it, and epoll would on every wait. Stop watching until the next
+                    # sweep or state change asks the predicates again.
+                    self._watch(reg, 0)
+                    self.parked += 1
+                else:
+                    new = self._mask(reg, d)
+                    if new != mask:
+                        self._watch(reg, new)
+        except BaseException as exc:  # a predicate raised: it leaves loop(), as in asyncore
+            self._fail(exc)
 
     def _handle_error(self, d: Any) -> None:
         try:

@@ -167,7 +167,7 @@ class async_chat(asyncore.dispatcher):
         return True
 
     def writable(self) -> bool:
-        return bool(self.producer_fifo) or (not self.connected)
+        return not (self.connected and not self.producer_fifo)
 
     def close_when_done(self) -> None:
         """Close once everything queued so far has been sent."""

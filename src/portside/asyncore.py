@@ -199,6 +199,8 @@ class dispatcher:
     def __init__(self, sock: socket.socket | None = None, map: dict[int, Any] | None = None):
         self._map = socket_map if map is None else map
         self._fileno: int | None = None
+        # on the instance: read for every event, and an instance attribute is the quicker read
+        self.accepting = False
         if sock is None:
             self.socket = None
             return
@@ -508,7 +510,8 @@ class dispatcher_with_send(dispatcher):
         self.initiate_send()
 
     def writable(self) -> bool:
-        return not self.connected or len(self.out_buffer) > 0
+        # not "len(...) > 0": a comparison whose result is returned is not specialized (3.11)
+        return not (self.connected and not self.out_buffer)
 
     def send(self, data: bytes | bytearray | memoryview) -> None:  # type: ignore[override]
         """Queue ``data`` and send what can go now (returns None, as asyncore's does)."""

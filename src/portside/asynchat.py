@@ -167,6 +167,7 @@ class async_chat(asyncore.dispatcher):
         return True
 
     def writable(self) -> bool:
+        # the map driver evaluates this expression itself (registration.queue_writable)
         return not (self.connected and not self.producer_fifo)
 
     def close_when_done(self) -> None:
@@ -217,6 +218,7 @@ class async_chat(asyncore.dispatcher):
 
 
 _registration.always_readable.add(async_chat.readable)
+_registration.queue_writable[async_chat.writable] = _registration.PRODUCER_FIFO
 
 
 class simple_producer:

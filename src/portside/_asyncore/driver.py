@@ -49,6 +49,8 @@ from portside._asyncore.poller import (
     new_poller,
     watch,
 )
+from portside._asyncore.registration import OUT_BUFFER as _OUT_BUFFER
+from portside._asyncore.registration import PRODUCER_FIFO as _PRODUCER_FIFO
 from portside._asyncore.registration import TLS_HANDSHAKE as _TLS_HANDSHAKE
 from portside._asyncore.registration import TLS_READY as _TLS_READY
 from portside._asyncore.registration import TLS_UNCONNECTED as _TLS_UNCONNECTED
@@ -283,20 +285,30 @@ class MapDriver:
                 # the common case, the rules of _deliver() made short
                 now.dispatcher = d
                 try:
-                    if reg.plain_read_event and d.connected and not d.accepting:
+                    if d.connected and not d.accepting:
                         d.handle_read()  # what asyncore's handle_read_event would call
                     else:
                         d.handle_read_event()
                 except _RERAISED as exc:
                     self._fail(exc)
+                    break
                 except BaseException:
                     self._handle_error(d)
+                    if self.stop_batch:  # handle_error() raised
+                        break
                 try:
-                    if reg.live and d.writable() and not d.accepting:
-                        self._watch(reg, EPOLLIN | EPOLLOUT)
-                except BaseException as exc:
+                    if reg.live:
+                        queue = reg.queue  # writable(), evaluated here when it is a known one
+                        if queue == _OUT_BUFFER:
+                            writable = not (d.connected and not d.out_buffer)
+                        elif queue == _PRODUCER_FIFO:
+                            writable = not (d.connected and not d.producer_fifo)
+                        else:
+                            writable = d.writable()
+                        if writable and not d.accepting:
+                            self._watch(reg, EPOLLIN | EPOLLOUT)
+                except BaseException as exc:  # a predicate raised: it leaves loop()
                     self._fail(exc)
-                if self.stop_batch:
                     break
         finally:
             now.dispatcher = None

@@ -9,7 +9,9 @@ from typing import Any
 from portside._asyncore.poller import EPOLLIN
 
 __all__ = [
+    "OUT_BUFFER",
     "PLAIN",
+    "PRODUCER_FIFO",
     "TLS_HANDSHAKE",
     "TLS_READY",
     "TLS_UNCONNECTED",
@@ -19,6 +21,7 @@ __all__ = [
     "always_readable",
     "default_expt",
     "default_read_event",
+    "queue_writable",
 ]
 
 # the direction a TLS recv/send (or handshake) needs before it can make progress
@@ -37,6 +40,14 @@ always_readable: set[Any] = set()
 """``readable`` methods known to return true whatever the state (asyncore's, asynchat's):
 a dispatcher using one of them is not asked before and after each event."""
 
+# what the writable() of dispatcher_with_send and of async_chat answer from: "not connected,
+# or this output queue is not empty"
+OUT_BUFFER, PRODUCER_FIFO = 1, 2
+
+queue_writable: dict[Any, int] = {}
+"""``writable`` methods of that form, and which queue each reads: the driver evaluates them
+itself after each event (the same expression, without a Python call)."""
+
 
 class Registration:
     """One descriptor as the poller knows it: which dispatcher, which event mask."""
@@ -51,6 +62,7 @@ class Registration:
         "live",
         "mask",
         "plain_read_event",
+        "queue",
         "tls",
         "want",
     )
@@ -65,17 +77,23 @@ class Registration:
         self.expt = (cls.handle_expt, cls.handle_expt_event) != default_expt
         self.const_read = cls.readable in always_readable
         self.plain_read_event = cls.handle_read_event is default_read_event
+        self.queue = queue_writable.get(cls.writable, 0)  # OUT_BUFFER, PRODUCER_FIFO or 0
         ssl = sys.modules.get("ssl")
         tls = ssl is not None and isinstance(dispatcher.socket, ssl.SSLSocket)
         self.tls = TLS_UNCONNECTED if tls else PLAIN
         self.want = 0
         # the common case, checked first for each event: a plain socket whose readable() is
-        # constant, without priority events, registered for reads only (the driver keeps it)
+        # constant and whose read event is asyncore's own, without priority events,
+        # registered for reads only (the driver keeps it)
         self.just_reads = False
 
     def update(self, mask: int) -> None:
         """Record ``mask`` as what the poller watches for this descriptor."""
         self.mask = mask
         self.just_reads = (
-            mask == EPOLLIN and self.const_read and not self.expt and self.tls == PLAIN
+            mask == EPOLLIN
+            and self.const_read
+            and self.plain_read_event
+            and not self.expt
+            and self.tls == PLAIN
         )

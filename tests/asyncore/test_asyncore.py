@@ -456,6 +456,31 @@ def test_loop_calls_an_overridden_handle_read_event(engine: Engine) -> None:
         b.close()
 
 
+def test_predicates_assigned_on_the_instance_are_asked(engine: Engine) -> None:
+    """``d.readable = ...`` on a dispatcher whose class keeps asyncore's own is honoured (the
+    driver takes a class's known predicates as read only while the instance has none)."""
+    seen: list[str] = []
+    a, b = socket.socketpair()
+    try:
+        d = EchoHandler(a)
+        d.readable = lambda: False  # type: ignore[method-assign]
+        b.sendall(b"held")
+        asyncore.loop(timeout=0.01, count=3)
+        b.setblocking(False)
+        with pytest.raises(BlockingIOError):  # not read, so not echoed
+            b.recv(10)
+        b.setblocking(True)
+        d.readable = lambda: True  # type: ignore[method-assign]
+        asyncore.loop(timeout=0.01, count=3)
+        assert b.recv(10) == b"held"
+        d.writable = lambda: True  # type: ignore[method-assign]
+        d.handle_write = lambda: seen.append("write")  # type: ignore[method-assign]
+        asyncore.loop(timeout=0.01, count=1)
+        assert seen == ["write"]
+    finally:
+        b.close()
+
+
 def test_readwrite_flags(engine: Engine) -> None:
     seen: list[str] = []
 

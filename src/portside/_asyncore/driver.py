@@ -184,6 +184,8 @@ class MapDriver:
             if reg is not None:
                 self._unregister(reg)
             reg = self.regs[fd] = _Reg(d, fd)
+        else:
+            reg.classify()  # a method may have been assigned on d since
         if reg.tls == _TLS_UNCONNECTED and d.connected:
             if d.socket.version() is None:
                 reg.tls, reg.want = _TLS_HANDSHAKE, WANT_WRITE

@@ -73,11 +73,6 @@ class Registration:
         self.mask = 0
         self.live = True  # false once unregistered (the dispatcher left the map)
         self.always = False  # epoll refuses the descriptor (a regular file): always ready
-        cls = type(dispatcher)
-        self.expt = (cls.handle_expt, cls.handle_expt_event) != default_expt
-        self.const_read = cls.readable in always_readable
-        self.plain_read_event = cls.handle_read_event is default_read_event
-        self.queue = queue_writable.get(cls.writable, 0)  # OUT_BUFFER, PRODUCER_FIFO or 0
         ssl = sys.modules.get("ssl")
         tls = ssl is not None and isinstance(dispatcher.socket, ssl.SSLSocket)
         self.tls = TLS_UNCONNECTED if tls else PLAIN
@@ -86,6 +81,29 @@ class Registration:
         # constant and whose read event is asyncore's own, without priority events,
         # registered for reads only (the driver keeps it)
         self.just_reads = False
+        self.classify()
+
+    def classify(self) -> None:
+        """Work out which of the dispatcher's methods the driver may take as known.
+
+        From its class, unless the method is assigned on the dispatcher itself (then it is
+        called like any other). Looked for when the dispatcher is registered and whenever
+        its predicates are asked again after a method call (not by the periodic sweep).
+        """
+        d = self.dispatcher
+        cls = type(d)
+        self.expt = (
+            _own(d, "handle_expt")
+            or _own(d, "handle_expt_event")
+            or (cls.handle_expt, cls.handle_expt_event) != default_expt
+        )
+        self.const_read = cls.readable in always_readable and not _own(d, "readable")
+        self.plain_read_event = cls.handle_read_event is default_read_event and not _own(
+            d, "handle_read_event"
+        )
+        queue = queue_writable.get(cls.writable, 0)
+        self.queue = 0 if queue and _own(d, "writable") else queue  # OUT_BUFFER, PRODUCER_FIFO
+        self.update(self.mask)
 
     def update(self, mask: int) -> None:
         """Record ``mask`` as what the poller watches for this descriptor."""
@@ -97,3 +115,15 @@ class Registration:
             and not self.expt
             and self.tls == PLAIN
         )
+
+
+def _own(d: Any, name: str) -> bool:
+    """Whether method ``name`` of ``d`` was assigned on ``d`` itself, not defined by its class.
+
+    Asked through the bound method, not ``d.__dict__``: reading ``__dict__`` would make
+    CPython 3.11+ keep the dispatcher's attributes in a dict, the slower way to read them.
+    """
+    bound: Any = getattr(d, name, None)
+    if getattr(bound, "__self__", None) is not d:
+        return True
+    return bool(bound.__func__ is not getattr(type(d), name, None))

@@ -148,7 +148,7 @@ class MapDriver:
         try:
             dirty = self.dirty
             while dirty:
-                self._sync(dirty.popitem()[1])
+                self._sync(dirty.popitem()[1], touched=True)
         except BaseException as exc:
             self._fail(exc)
         self._check_empty()
@@ -175,7 +175,12 @@ class MapDriver:
                 self._sync(d)
         self.sweep_cost = time.thread_time() - start
 
-    def _sync(self, d: Any) -> None:
+    def _sync(self, d: Any, touched: bool = False) -> None:
+        """Watch ``d``'s descriptor for what its predicates want now.
+
+        ``touched``: a method was called on ``d``, so look again for methods assigned on it
+        (not done by sweeps, for their cost; see Registration.classify).
+        """
         fd: int | None = getattr(d, "_fileno", None)
         if fd is None or self.lookup(fd) is not d:
             return
@@ -184,8 +189,8 @@ class MapDriver:
             if reg is not None:
                 self._unregister(reg)
             reg = self.regs[fd] = _Reg(d, fd)
-        else:
-            reg.classify()  # a method may have been assigned on d since
+        elif touched:
+            reg.classify()
         if reg.tls == _TLS_UNCONNECTED and d.connected:
             if d.socket.version() is None:
                 reg.tls, reg.want = _TLS_HANDSHAKE, WANT_WRITE

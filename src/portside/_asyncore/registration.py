@@ -88,7 +88,8 @@ class Registration:
 
         From its class, unless the method is assigned on the dispatcher itself (then it is
         called like any other). Looked for when the dispatcher is registered and whenever
-        its predicates are asked again after a method call (not by the periodic sweep).
+        its predicates are asked again after a method call, not by the periodic sweeps
+        (which call ``writable()`` itself, so an assigned one counts from the next sweep).
         """
         d = self.dispatcher
         cls = type(d)

@@ -199,8 +199,6 @@ class dispatcher:
     def __init__(self, sock: socket.socket | None = None, map: dict[int, Any] | None = None):
         self._map = socket_map if map is None else map
         self._fileno: int | None = None
-        # on the instance: read for every event, and an instance attribute is the quicker read
-        self.accepting = False
         if sock is None:
             self.socket = None
             return

@@ -382,6 +382,33 @@ def test_dispatcher_send_recv_errors(engine: Engine) -> None:
     d.close()
 
 
+def test_dispatcher_with_send_to_a_peer_that_left(engine: Engine) -> None:
+    """Its send keeps what the socket refused and closes, as dispatcher.send does."""
+    closed: list[int] = []
+
+    class D(asyncore.dispatcher_with_send):
+        def handle_close(self) -> None:
+            closed.append(len(self.out_buffer))
+            self.close()
+
+    a, b = socket.socketpair()
+    d = D(a)
+    b.close()
+    d.send(b"x" * 100_000)
+    assert closed == [100_000] and d.out_buffer == b"x" * 100_000
+    blocked, peer = socket.socketpair()
+    d = D(blocked)
+    d.send(b"y" * 10_000_000)  # more than the socket takes: the rest waits, no error
+    for _ in range(1000):  # until the socket would block (EWOULDBLOCK: 0 sent)
+        before = len(d.out_buffer)
+        d.initiate_send()
+        if len(d.out_buffer) == before:
+            break
+    assert closed == [100_000] and 0 < len(d.out_buffer) == before < 10_000_000
+    d.close()
+    peer.close()
+
+
 def test_file_dispatcher_reads_a_pipe(engine: Engine) -> None:
     got: list[bytes] = []
     read_end, write_end = os.pipe()

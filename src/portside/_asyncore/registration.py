@@ -94,9 +94,9 @@ class Registration:
         d = self.dispatcher
         cls = type(d)
         self.expt = (
-            _own(d, "handle_expt")
+            (cls.handle_expt, cls.handle_expt_event) != default_expt
+            or _own(d, "handle_expt")
             or _own(d, "handle_expt_event")
-            or (cls.handle_expt, cls.handle_expt_event) != default_expt
         )
         self.const_read = cls.readable in always_readable and not _own(d, "readable")
         self.plain_read_event = cls.handle_read_event is default_read_event and not _own(

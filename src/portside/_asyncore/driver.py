@@ -338,12 +338,7 @@ class MapDriver:
         handling.dispatcher = d
         try:
             if ev & _READ_READY and mask & EPOLLIN and (reg.const_read or d.readable()):
-                try:
-                    d.handle_read_event()
-                except _RERAISED as exc:
-                    self._fail(exc)
-                except BaseException:
-                    self._handle_error(d)
+                self._handle(d, d.handle_read_event)
                 if tls:
                     self._tls_pending(reg)
             if (
@@ -353,19 +348,9 @@ class MapDriver:
                 and d.writable()
                 and not d.accepting
             ):
-                try:
-                    d.handle_write_event()
-                except _RERAISED as exc:
-                    self._fail(exc)
-                except BaseException:
-                    self._handle_error(d)
+                self._handle(d, d.handle_write_event)
             if ev & EPOLLPRI and lookup(fd) is d:
-                try:
-                    d.handle_expt_event()
-                except _RERAISED as exc:
-                    self._fail(exc)
-                except BaseException:
-                    self._handle_error(d)
+                self._handle(d, d.handle_expt_event)
             # Still registered (a dispatcher that left the map through del_channel is
             # not; one deleted from the map by hand is caught by its next event).
             if reg.live:
@@ -383,6 +368,16 @@ class MapDriver:
                         self._watch(reg, new)
         except BaseException as exc:  # a predicate raised: it leaves loop(), as in asyncore
             self._fail(exc)
+
+    def _handle(self, d: Any, handler: Any) -> None:
+        """Call ``handler``, one of ``d``'s: what it raises goes to ``d.handle_error()``, except
+        ExitNow, KeyboardInterrupt and SystemExit, which end the run."""
+        try:
+            handler()
+        except _RERAISED as exc:
+            self._fail(exc)
+        except BaseException:
+            self._handle_error(d)
 
     def _handle_error(self, d: Any) -> None:
         try:
@@ -445,12 +440,7 @@ class MapDriver:
         if self.lookup(reg.fd) is not d or not d.readable():
             return
         handling.dispatcher = d
-        try:
-            d.handle_read_event()
-        except _RERAISED as exc:
-            self._fail(exc)
-        except BaseException:
-            self._handle_error(d)
+        self._handle(d, d.handle_read_event)
         handling.dispatcher = None
         self._tls_pending(reg)
         self.touch(d)

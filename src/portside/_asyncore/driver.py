@@ -46,6 +46,7 @@ from portside._asyncore.poller import (
     EPOLLIN,
     EPOLLOUT,
     EPOLLPRI,
+    POLLNVAL,
     new_poller,
     watch,
 )
@@ -328,6 +329,10 @@ class MapDriver:
 
     def _deliver(self, reg: _Reg, d: Any, ev: int) -> None:
         """Deliver events ``ev`` of ``reg``'s descriptor to ``d``, then re-ask its predicates."""
+        if ev & POLLNVAL:  # poll()'s word for closed while registered; epoll says nothing
+            self.poller.drop(reg.fd)
+            self.parked += 1
+            return
         tls = reg.tls
         if tls and (tls == _TLS_HANDSHAKE or reg.want):
             self._tls_event(reg)
@@ -613,7 +618,7 @@ class MapDriver:
         """Wait on the poller up to ``wait`` seconds, dispatch what it reports; return that."""
         if self.always or self.tls_reads:
             wait = 0.0
-        events = self.poller.poll(wait, BATCH)
+        events = self.poller.wait(wait, BATCH)
         self._dispatch(events)
         if self.tls_reads:
             reads, self.tls_reads = self.tls_reads, []

@@ -5,11 +5,11 @@ registered with the engine's event loop. When the loop sees it readable, the dri
 a batch of ready events in one call, so events cost no per-event loop callback and the event
 loop itself holds one registration per map.
 
-A blocking ``loop()`` that waits on the poller itself waits through :meth:`Poller.wait`. On
-Linux that is a ``poll()`` of the same registrations while there are few of them: waking up
-costs the kernel less there than epoll's callbacks and ready list (1-2 % of an echo server's
-CPU at 100 connections, measured side by side), and ``poll()``'s scan of every descriptor is
-still short. Past :data:`SMALL` descriptors it is epoll, whose cost does not grow with them.
+On Linux the poller also keeps a ``poll()`` twin of its registrations (:attr:`Poller.poll_all`).
+Waking up with ``poll()`` costs the kernel less than epoll's callbacks and ready list when most
+watched descriptors are ready at once, as on a small busy map (1-2 % of an echo server's CPU at
+100 busy connections, measured side by side); it costs more when few are, as ``poll()`` looks
+at every descriptor. The driver chooses per wake-up (see ``MapDriver._poll``).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from __future__ import annotations
 import errno
 import select
 import selectors
+from collections.abc import Callable
 from typing import Protocol
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "EPOLLOUT",
     "EPOLLPRI",
     "POLLNVAL",
+    "POLL_ALL_MAX",
     "Poller",
     "new_poller",
 ]
@@ -35,8 +37,9 @@ __all__ = [
 EPOLLIN, EPOLLPRI, EPOLLOUT, EPOLLERR, EPOLLHUP = 0x001, 0x002, 0x004, 0x008, 0x010
 POLLNVAL = 0x020
 
-# Most descriptors a Linux poller waits on with poll() rather than epoll_wait().
-SMALL = 128
+# Most watched descriptors worth waiting on with poll() rather than epoll_wait() (and at most
+# the events a poll() returns, which must fit in one of the driver's batches).
+POLL_ALL_MAX = 128
 
 # A descriptor that is gone: unregistering it has nothing to undo.
 _GONE = frozenset({errno.ENOENT, errno.EBADF})
@@ -50,9 +53,9 @@ class Poller(Protocol):
     def modify(self, fd: int, eventmask: int) -> None: ...
     def unregister(self, fd: int) -> None: ...
     def poll(self, timeout: float, maxevents: int) -> list[tuple[int, int]]: ...
-    def wait(self, timeout: float, maxevents: int) -> list[tuple[int, int]]:
-        """``poll()`` for a caller that blocks in it (not woken by an event loop)."""
-        ...
+
+    poll_all: Callable[[float], list[tuple[int, int]]] | None
+    """The twin's ``poll(timeout_ms)``, every ready event at once; None where there is none."""
 
     def drop(self, fd: int) -> None:
         """``fd`` was reported closed while registered (``POLLNVAL``): stop watching it."""
@@ -62,7 +65,7 @@ class Poller(Protocol):
 
 
 class LinuxPoller:
-    """epoll, with a ``poll()`` twin of its registrations that :meth:`wait` uses while small.
+    """epoll, with a ``poll()`` twin of its registrations.
 
     epoll stays the record: a registration it refuses (a regular file) is not made in the
     twin either, and its descriptor is what an event loop watches.
@@ -70,20 +73,18 @@ class LinuxPoller:
 
     def __init__(self) -> None:
         self._epoll = epoll = select.epoll()
-        self._twin = select.poll()
-        self._watched: set[int] = set()
+        self._twin = twin = select.poll()
         self.fileno = epoll.fileno
         self.poll = epoll.poll
+        self.poll_all: Callable[[float], list[tuple[int, int]]] | None = twin.poll
 
     def register(self, fd: int, eventmask: int) -> None:
         self._epoll.register(fd, eventmask)
         self._twin.register(fd, eventmask)
-        self._watched.add(fd)
 
     def modify(self, fd: int, eventmask: int) -> None:
         self._epoll.modify(fd, eventmask)
         self._twin.register(fd, eventmask)
-        self._watched.add(fd)
 
     def unregister(self, fd: int) -> None:
         try:
@@ -92,15 +93,10 @@ class LinuxPoller:
             self.drop(fd)
 
     def drop(self, fd: int) -> None:
-        if fd in self._watched:
-            self._watched.discard(fd)
+        try:
             self._twin.unregister(fd)
-
-    def wait(self, timeout: float, maxevents: int) -> list[tuple[int, int]]:
-        if len(self._watched) > SMALL:
-            return self._epoll.poll(timeout, maxevents)
-        events = self._twin.poll(timeout * 1000 if timeout >= 0 else None)
-        return events if len(events) <= maxevents else events[:maxevents]
+        except KeyError:
+            pass  # never registered: epoll refused it
 
     def close(self) -> None:
         self._epoll.close()
@@ -152,7 +148,7 @@ class SelectorPoller:
             for key, mask in ready[:maxevents]
         ]
 
-    wait = poll
+    poll_all: Callable[[float], list[tuple[int, int]]] | None = None
 
     def drop(self, fd: int) -> None:
         """Nothing to do: a selector never reports ``POLLNVAL``."""

@@ -9,7 +9,8 @@ On Linux the poller also keeps a ``poll()`` twin of its registrations (:attr:`Po
 Waking up with ``poll()`` costs the kernel less than epoll's callbacks and ready list when most
 watched descriptors are ready at once, as on a busy map (1-2 % of an echo server's CPU at 100
 and at 1,000 busy connections, measured side by side); it costs more when few are, as
-``poll()`` looks at every descriptor (13 % more with 1 busy connection and 119 idle). The driver chooses per wake-up (see ``MapDriver._poll``).
+``poll()`` looks at every descriptor (13 % more with 1 busy connection and 119 idle). The
+driver chooses per wake-up (see ``MapDriver._poll``).
 """
 
 from __future__ import annotations

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import signal
 import ssl
 from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
@@ -17,6 +18,12 @@ from portside.core.loop import new_event_loop
 T = TypeVar("T")
 
 LOOP_KINDS = ["asyncio", "uvloop"] if importlib.util.find_spec("uvloop") else ["asyncio"]
+
+# A run started in the background of a script (``cmd &``) has SIGINT ignored, and children
+# would inherit that: the servers the tests stop with SIGINT would never stop. A handler is
+# not inherited (exec resets it), so each child starts with Python's own.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 Run = Callable[..., Any]
 

@@ -25,7 +25,8 @@ Who waits on the poller:
 
 - *direct mode*: the blocking API (``loop()``, ``poll()``) on a thread whose engine loop
   holds no other map -- the usual legacy program -- waits in the poller itself: one
-  ``epoll_wait`` per wake-up, no event loop and no callback in between, and no event loop
+  ``epoll_wait`` per wake-up (or one ``poll()``, while most watched descriptors turn out
+  ready: see ``_poll``), no event loop and no callback in between, and no event loop
   running while handlers run (as under asyncore). Timers the loop would keep (the sweep, TLS
   plaintext that OpenSSL holds) are kept by the driver.
 - *loop mode*: otherwise (``attach()``/``loop_async()``, or several maps run on one thread),

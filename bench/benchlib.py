@@ -62,6 +62,26 @@ def build_client() -> Path:
     return build_c("echo_client")
 
 
+def byte_compile_portside(python: str = sys.executable) -> None:
+    """Write the bytecode of the portside package ``python`` imports, as pip does at install.
+
+    Servers must import portside as they import its peers (installed packages, compiled
+    already), not compile its source afresh in every process: with PYTHONDONTWRITEBYTECODE
+    set, a source checkout is never cached, and what the compiler leaves in the heap cost
+    every server that imported portside about 2 % of its messages per CPU-second, even a
+    server that never used it (bench/asyncore/README.md). Raises BenchError when it fails.
+    """
+    script = (
+        "import compileall, os, sys, portside\n"
+        "sys.exit(not compileall.compile_dir(os.path.dirname(portside.__file__), quiet=1))"
+    )
+    done = subprocess.run(
+        [python, "-c", script], capture_output=True, text=True, timeout=300, check=False
+    )
+    if done.returncode != 0:
+        raise BenchError(f"byte-compiling portside failed:\n{done.stdout}{done.stderr}")
+
+
 def pinned(cpu: str, argv: list[str]) -> list[str]:
     """``argv`` run on CPU ``cpu`` via taskset, or unpinned where taskset is missing.
 

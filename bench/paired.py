@@ -44,6 +44,7 @@ from benchlib import (
     BenchError,
     ServerProcess,
     build_client,
+    byte_compile_portside,
     free_ports,
     pinned,
 )
@@ -341,6 +342,7 @@ def main(argv: list[str] | None = None) -> int:
     labels = (a_label.strip(), b_label.strip())
     try:
         client = build_client()
+        byte_compile_portside()
     except BenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

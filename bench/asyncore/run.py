@@ -41,6 +41,7 @@ from benchlib import (
     SERVER_CPU,
     BenchError,
     build_client,
+    byte_compile_portside,
     cpu_seconds,
     free_port,
     pinned,
@@ -256,6 +257,7 @@ def main() -> int:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 30_000)), hard))
     build_client()
+    byte_compile_portside(args.python)
     results = Results()
     counts = (10, 100, 1000)
     for round_no in range(args.rounds):

@@ -42,6 +42,7 @@ from benchlib import (
     build_c,
     build_client,
     busy_seconds,
+    byte_compile_portside,
     cpu_seconds,
     free_port,
     pinned,
@@ -471,6 +472,7 @@ def main(argv: list[str] | None = None) -> int:
         print("warning: fewer than 2 CPUs; server and client share a core", file=sys.stderr)
     try:
         client = build_client()
+        byte_compile_portside(args.python)
         c_server = build_c("echo_server") if "c-epoll" in args.servers else None
     except BenchError as exc:
         print(exc, file=sys.stderr)

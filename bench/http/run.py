@@ -41,6 +41,7 @@ from benchlib import (
     SERVER_CPU,
     BenchError,
     busy_seconds,
+    byte_compile_portside,
     cpu_seconds,
     free_port,
     pinned,
@@ -274,6 +275,7 @@ def main() -> int:
     ):
         print("nginx is not installed: running without it", file=sys.stderr)
         servers.remove("nginx")
+    byte_compile_portside(args.python)
     results: list[Result] = []
     with tempfile.TemporaryDirectory(prefix="portside-bench-http-") as temp:
         work = Path(temp)

@@ -33,6 +33,7 @@ from benchlib import (
     BenchError,
     ServerProcess,
     build_client,
+    byte_compile_portside,
     free_port,
     pinned,
 )
@@ -284,6 +285,7 @@ def main() -> None:
         args.rounds, args.duration, args.warmup, args.scale_seconds = 2, 1.5, 0.5, 5.0
     args.connections = [int(c) for c in args.connections.split(",")]
     client = build_client()
+    byte_compile_portside()
     names = available(args.servers.split(","))
     print(
         f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load avg {os.getloadavg()[0]:.1f}"

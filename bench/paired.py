@@ -17,7 +17,9 @@ Each command is run as given (found on PATH, from the repository root) with ``{p
 replaced by a free port; each round starts both servers (alternating which goes first),
 waits until both echo a probe line, runs one ``bench/.build/echo_client load`` per server,
 both counting over the same window (``ECHO_CLIENT_START``; a round whose windows still differ
-is left out), and stops the servers. See bench/paired.md.
+is left out), and stops the servers. portside's bytecode is written first (``--python`` for
+servers on another interpreter), so servers load it as they load their peers. See
+bench/paired.md.
 """
 
 from __future__ import annotations
@@ -318,6 +320,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--duration", type=float, default=3.0, help="seconds measured")
     parser.add_argument(
+        "--python",
+        action="append",
+        help="interpreter the servers import portside with (repeatable; default: this one):"
+        " its bytecode is written first, as an installed package's is",
+    )
+    parser.add_argument(
         "--no-cgroups",
         action="store_true",
         help="do not put each server in a cgroup of its own (CPU 0 is then shared per thread)",
@@ -342,7 +350,8 @@ def main(argv: list[str] | None = None) -> int:
     labels = (a_label.strip(), b_label.strip())
     try:
         client = build_client()
-        byte_compile_portside()
+        for python in args.python or [sys.executable]:
+            byte_compile_portside(python)
     except BenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

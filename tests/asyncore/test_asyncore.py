@@ -68,6 +68,19 @@ def test_private_map_and_repr(engine: Engine) -> None:
     assert engine.serve(lambda: echo_once(server.port, b"hi"), map=private) == b"hi"
 
 
+def test_flags_read_per_event_live_on_the_instance() -> None:
+    """``connected`` and ``accepting`` are not class attributes: with one of the same name on
+    the class, CPython 3.12+ reads the instance's the slow, generic way on every event."""
+    assert "connected" not in vars(asyncore.dispatcher)
+    assert "accepting" not in vars(asyncore.dispatcher)
+    unconnected = asyncore.dispatcher(map={})
+    assert (unconnected.connected, unconnected.accepting) == (False, False)
+    listener = EchoServer(map={})
+    assert (listener.connected, listener.accepting) == (False, True)
+    listener.close()
+    assert (listener.connected, listener.accepting) == (False, False)
+
+
 def test_loop_count_runs_that_many_iterations(engine: Engine) -> None:
     calls = []
 

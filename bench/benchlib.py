@@ -75,9 +75,12 @@ def byte_compile_portside(python: str = sys.executable) -> None:
         "import compileall, os, sys, portside\n"
         "sys.exit(not compileall.compile_dir(os.path.dirname(portside.__file__), quiet=1))"
     )
-    done = subprocess.run(
-        [python, "-c", script], capture_output=True, text=True, timeout=300, check=False
-    )
+    try:
+        done = subprocess.run(
+            [python, "-c", script], capture_output=True, text=True, timeout=300, check=False
+        )
+    except OSError as exc:
+        raise BenchError(f"cannot run {python} to byte-compile portside: {exc}") from exc
     if done.returncode != 0:
         raise BenchError(f"byte-compiling portside failed:\n{done.stdout}{done.stderr}")
 

@@ -275,7 +275,11 @@ def main() -> int:
     ):
         print("nginx is not installed: running without it", file=sys.stderr)
         servers.remove("nginx")
-    byte_compile_portside(args.python)
+    try:
+        byte_compile_portside(args.python)
+    except BenchError as exc:
+        print(exc, file=sys.stderr)
+        return 2
     results: list[Result] = []
     with tempfile.TemporaryDirectory(prefix="portside-bench-http-") as temp:
         work = Path(temp)
